@@ -1,0 +1,220 @@
+//! The claim loop and the notification listener that wakes it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::PgListener;
+use tokio::sync::{Notify, Semaphore};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use super::attempt::{millis, Attempt};
+use super::heartbeat::Leases;
+use super::{token_prefix, Shared};
+use crate::process::Process;
+use crate::storage::{Claimed, Store};
+
+/// Longest pause after a failed claim or listener connection.
+const MAX_ERROR_PAUSE: Duration = Duration::from_secs(5);
+
+/// The first pause after a failure, doubled per failure in a row.
+const FIRST_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// Claims jobs into idle workers and spawns their attempts.
+pub(super) struct Claimer<P: Process> {
+    pub(super) shared: Arc<Shared<P>>,
+    pub(super) store: Store,
+    pub(super) leases: Arc<Leases>,
+    pub(super) workers: Arc<Semaphore>,
+    pub(super) wake: Arc<Notify>,
+    pub(super) tracker: TaskTracker,
+    /// Parent of every attempt's cancellation; shutdown cancels it.
+    pub(super) attempts: CancellationToken,
+    /// Set when the last claim filled every idle worker, so a finishing
+    /// worker should wake the loop: more jobs may be due.
+    pub(super) more: Arc<AtomicBool>,
+}
+
+impl<P: Process> Claimer<P> {
+    pub(super) async fn run(self, stop: CancellationToken) {
+        let config = &self.shared.config;
+        let mut next_sweep = Instant::now();
+        let mut failures = 0u32;
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep_until(next_sweep) => {
+                    let jitter = config.sweep_jitter.mul_f64(fastrand::f64());
+                    next_sweep = Instant::now() + config.sweep_interval + jitter;
+                    tracing::trace!(process_id = P::ID, "sweep");
+                }
+            }
+            match self.claim_while_idle().await {
+                Ok(()) => failures = 0,
+                Err(error) => {
+                    failures += 1;
+                    let pause = error_pause(failures).min(config.sweep_interval);
+                    tracing::warn!(%error, failures, pause_ms = millis(pause), "claim failed, will retry");
+                    next_sweep = next_sweep.min(Instant::now() + pause);
+                }
+            }
+        }
+    }
+
+    /// Claims until the workers are full or no more jobs are due.
+    async fn claim_while_idle(&self) -> Result<(), sqlx::Error> {
+        let config = &self.shared.config;
+        loop {
+            let idle = self
+                .workers
+                .available_permits()
+                .min(config.max_jobs_per_sweep);
+            if idle == 0 {
+                self.more.store(true, Ordering::SeqCst);
+                return Ok(());
+            }
+            let prefix = token_prefix(&self.shared);
+            let claimed = self
+                .store
+                .job_claim_many(P::ID, idle, &prefix, config.lease_duration)
+                .await?;
+            let full = claimed.len() == idle;
+            self.more.store(full, Ordering::SeqCst);
+            if !claimed.is_empty() {
+                tracing::debug!(process_id = P::ID, count = claimed.len(), "jobs claimed");
+            }
+            for job in claimed {
+                match job {
+                    Ok(job) => self.spawn(job),
+                    Err(error) => {
+                        tracing::error!(%error, "claimed job unreadable, left to its lease")
+                    }
+                }
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    fn spawn(&self, job: Claimed) {
+        let Ok(permit) = Arc::clone(&self.workers).try_acquire_owned() else {
+            // Unreachable while only this loop takes permits; the job's
+            // lease runs out and another attempt takes it.
+            tracing::error!(job_id = job.job_id, "no idle worker for a claimed job");
+            return;
+        };
+        let cancel = self.attempts.child_token();
+        self.leases.insert(&job.token, &job.job_id, cancel.clone());
+        let span = attempt_span::<P>(&job);
+        let shared = Arc::clone(&self.shared);
+        let store = self.store.clone();
+        let leases = Arc::clone(&self.leases);
+        let wake = Arc::clone(&self.wake);
+        let more = Arc::clone(&self.more);
+        self.tracker.spawn(
+            async move {
+                let token = job.token.clone();
+                let attempt = Attempt {
+                    process: &shared.process,
+                    config: &shared.config,
+                    store: &store,
+                    cancel,
+                };
+                let end = attempt.run(job).await;
+                tracing::debug!(?end, "attempt ended");
+                leases.remove(&token);
+                drop(permit);
+                if more.load(Ordering::SeqCst) {
+                    wake.notify_one();
+                }
+            }
+            .instrument(span),
+        );
+    }
+}
+
+/// The span every event of an attempt carries, user steps' included.
+pub(super) fn attempt_span<P: Process>(job: &Claimed) -> tracing::Span {
+    let attempt = match job.run_type {
+        crate::RunType::Normal => job.exec_count,
+        crate::RunType::Compensation => job.comp_count,
+    };
+    tracing::info_span!(
+        "ssproc.attempt",
+        job_id = %job.job_id,
+        process_id = P::ID,
+        run_type = %job.run_type,
+        attempt,
+        token = %job.token,
+    )
+}
+
+/// Listens for registrations of `process_id` and wakes the claim loop.
+///
+/// When the connection drops, notifications sent meanwhile are lost, so the
+/// loop is woken to sweep once the listener is back.
+pub(super) async fn listen(
+    store: Store,
+    process_id: &'static str,
+    wake: Arc<Notify>,
+    stop: CancellationToken,
+) {
+    let mut failures = 0u32;
+    loop {
+        let mut listener = match connect(&store).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                failures += 1;
+                let pause = error_pause(failures);
+                tracing::warn!(%error, failures, "notification listener failed to connect, will retry");
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(pause) => continue,
+                }
+            }
+        };
+        if failures > 0 {
+            wake.notify_one();
+        }
+        loop {
+            let received = tokio::select! {
+                () = stop.cancelled() => return,
+                received = listener.try_recv() => received,
+            };
+            match received {
+                Ok(Some(notification)) if notification.payload() == process_id => {
+                    tracing::trace!(process_id, "job notification");
+                    wake.notify_one();
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    tracing::warn!("notification connection lost, reconnecting");
+                    wake.notify_one();
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "notification listener failed, reconnecting");
+                    failures = 1;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+async fn connect(store: &Store) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect_with(store.pool()).await?;
+    listener.listen(store.channel()).await?;
+    Ok(listener)
+}
+
+fn error_pause(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    FIRST_ERROR_PAUSE
+        .saturating_mul(1 << doublings)
+        .min(MAX_ERROR_PAUSE)
+}
