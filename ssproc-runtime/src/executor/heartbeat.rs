@@ -96,7 +96,13 @@ pub(crate) async fn run(
         if tokens.is_empty() {
             continue;
         }
-        match store.job_heartbeat_many(&job_ids, &tokens, lease).await {
+        // A heartbeat stuck on a dead connection is as bad as a failed one.
+        let renewal = store.job_heartbeat_many(&job_ids, &tokens, lease);
+        let result = match tokio::time::timeout(interval, renewal).await {
+            Ok(result) => result.map_err(|error| error.to_string()),
+            Err(_) => Err(format!("no answer within {interval:?}")),
+        };
+        match result {
             Ok(renewed) => {
                 failures = 0;
                 tracing::trace!(count = renewed.len(), "leases renewed");
@@ -113,10 +119,15 @@ pub(crate) async fn run(
                 failures += 1;
                 if failures >= max_failures {
                     let count = leases.cancel(&tokens);
-                    tracing::warn!(%error, failures, count, "heartbeats keep failing, attempts cancelled");
+                    tracing::warn!(
+                        error,
+                        failures,
+                        count,
+                        "heartbeats keep failing, attempts cancelled"
+                    );
                     failures = 0;
                 } else {
-                    tracing::warn!(%error, failures, "heartbeat failed, will retry");
+                    tracing::warn!(error, failures, "heartbeat failed, will retry");
                 }
             }
         }

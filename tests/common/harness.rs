@@ -1,0 +1,67 @@
+//! Executor settings for tests, and waits on job state.
+
+use std::time::Duration;
+
+use ssproc::{Client, ExecutorConfig, Job, Process};
+
+/// Settings small enough for a fast suite: short leases and intervals,
+/// millisecond backoff.
+pub fn fast_config() -> ExecutorConfig {
+    let mut config = ExecutorConfig::default();
+    config.name = "test".to_owned();
+    config.max_workers = 8;
+    config.heartbeat_interval = Duration::from_millis(200);
+    config.lease_duration = Duration::from_secs(1);
+    config.sweep_interval = Duration::from_millis(200);
+    config.sweep_jitter = Duration::from_millis(20);
+    config.execution_timeout = Duration::from_secs(30);
+    config.max_exec_count = 3;
+    config.max_comp_count = 3;
+    config.retry_backoff_base = Duration::from_millis(10);
+    config.retry_backoff_max = Duration::from_millis(50);
+    config.shutdown_grace_period = Duration::from_secs(5);
+    config
+}
+
+/// [`fast_config`] with the changes `change` makes.
+pub fn with(change: impl FnOnce(&mut ExecutorConfig)) -> ExecutorConfig {
+    let mut config = fast_config();
+    change(&mut config);
+    config
+}
+
+/// Polls `job_id` until it is terminal; panics after `deadline`.
+pub async fn wait_terminal<P: Process>(
+    client: &Client<P>,
+    job_id: &str,
+    deadline: Duration,
+) -> Job {
+    let give_up = tokio::time::Instant::now() + deadline;
+    loop {
+        let job = client
+            .job(job_id)
+            .await
+            .expect("read job")
+            .expect("job exists");
+        if job.status.is_terminal() {
+            return job;
+        }
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "job {job_id} not terminal after {deadline:?}: {job:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Starts an executor of `process` on the test's table, and a client.
+pub async fn start<P: Process>(
+    db: &super::TestDb,
+    process: P,
+    config: ExecutorConfig,
+) -> (Client<P>, ssproc::ExecutorHandle) {
+    let executor = ssproc::Executor::new(db.pool.clone(), db.table.clone(), process, config)
+        .expect("valid config");
+    let handle = executor.start().await.expect("executor starts");
+    (Client::new(db.pool.clone(), db.table.clone()), handle)
+}

@@ -1,0 +1,253 @@
+//! A process whose steps do what each test scripts, and count their calls.
+//!
+//! `Scripted<N, C>` has `N` steps named `s0`, `s1`, ...; bit `i` of `C` says
+//! whether step `i` has a compensation. What each call does comes from the
+//! test's [`Script`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use ssproc::{
+    JobData, Process, RunType, StepContext, StepError, StepFuture, StepOutcome, StepResult,
+};
+
+/// The data of a scripted job: its id, the trail of steps that succeeded,
+/// and a counter tests can bump.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trail {
+    pub id: String,
+    pub trail: Vec<String>,
+    pub value: i64,
+}
+
+impl Trail {
+    pub fn new(id: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            ..Self::default()
+        }
+    }
+}
+
+impl JobData for Trail {
+    fn job_id(&self) -> String {
+        self.id.clone()
+    }
+}
+
+/// One call of a step or compensation, as the script sees it.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub job_id: String,
+    pub step: usize,
+    pub run_type: RunType,
+    pub attempt: i32,
+    pub token: String,
+    /// Calls of this (job, step, run type) before this one.
+    pub earlier: u32,
+}
+
+/// What a scripted call does.
+#[derive(Debug, Clone)]
+pub enum Act {
+    /// Append the step to the trail and succeed.
+    Succeed,
+    /// Fail, retryably.
+    Fail,
+    /// Fail permanently.
+    FailPermanently,
+    /// Panic with a known message.
+    Panic,
+    /// Exit early as done.
+    ExitDone,
+    /// Exit early as error.
+    ExitError,
+    /// Add to `value`, save mid-step, then fail.
+    SaveThenFail(i64),
+    /// Sleep, then succeed; does not look at the cancellation signal.
+    Sleep(Duration),
+    /// Wait for the attempt's cancellation (at most a minute), then fail.
+    WaitForCancel,
+}
+
+type Behaviour = dyn Fn(&Call) -> Act + Send + Sync;
+
+/// The script: what each call does, and the log of every call made.
+pub struct Script {
+    behaviour: Box<Behaviour>,
+    log: Mutex<Vec<Call>>,
+}
+
+impl Script {
+    pub fn new(behaviour: impl Fn(&Call) -> Act + Send + Sync + 'static) -> Arc<Self> {
+        Arc::new(Self {
+            behaviour: Box::new(behaviour),
+            log: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Every step succeeds.
+    pub fn succeed() -> Arc<Self> {
+        Self::new(|_| Act::Succeed)
+    }
+
+    /// All calls so far, in order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.log.lock().expect("script log poisoned").clone()
+    }
+
+    /// Calls per normal step of `job_id`, indexed by step.
+    pub fn step_calls(&self, job_id: &str, steps: usize) -> Vec<u32> {
+        let mut counts = vec![0; steps];
+        for call in self.calls() {
+            if call.job_id == job_id && call.run_type == RunType::Normal {
+                counts[call.step] += 1;
+            }
+        }
+        counts
+    }
+
+    /// Steps whose compensation ran for `job_id`, in call order.
+    pub fn compensations(&self, job_id: &str) -> Vec<usize> {
+        self.calls()
+            .into_iter()
+            .filter(|c| c.job_id == job_id && c.run_type == RunType::Compensation)
+            .map(|c| c.step)
+            .collect()
+    }
+
+    /// Calls per (job, step) of normal runs.
+    pub fn counts(&self) -> HashMap<(String, usize), u32> {
+        let mut counts = HashMap::new();
+        for call in self.calls() {
+            if call.run_type == RunType::Normal {
+                *counts.entry((call.job_id, call.step)).or_default() += 1;
+            }
+        }
+        counts
+    }
+
+    async fn act(&self, ctx: &StepContext, data: &mut Trail) -> StepResult {
+        let call = {
+            let mut log = self.log.lock().expect("script log poisoned");
+            let earlier = log
+                .iter()
+                .filter(|c| {
+                    c.job_id == ctx.job_id() && c.step == ctx.step() && c.run_type == ctx.run_type()
+                })
+                .count() as u32;
+            let call = Call {
+                job_id: ctx.job_id().to_owned(),
+                step: ctx.step(),
+                run_type: ctx.run_type(),
+                attempt: ctx.attempt(),
+                token: ctx.token().to_owned(),
+                earlier,
+            };
+            log.push(call.clone());
+            call
+        };
+        let mark = match call.run_type {
+            RunType::Normal => format!("s{}", call.step),
+            _ => format!("c{}", call.step),
+        };
+        match (self.behaviour)(&call) {
+            Act::Succeed => {
+                data.trail.push(mark);
+                Ok(StepOutcome::Success)
+            }
+            Act::Fail => Err(StepError::retry(format!("{mark} failed"))),
+            Act::FailPermanently => Err(StepError::permanent(format!("{mark} declined"))),
+            Act::Panic => panic!("{mark} exploded"),
+            Act::ExitDone => {
+                data.trail.push(mark);
+                Ok(StepOutcome::EarlyExitDone)
+            }
+            Act::ExitError => Ok(StepOutcome::early_exit_error(format!("{mark} gave up"))),
+            Act::SaveThenFail(add) => {
+                data.value += add;
+                ctx.save(data).await?;
+                data.value += 1000;
+                Err(StepError::retry(format!("{mark} failed after saving")))
+            }
+            Act::Sleep(duration) => {
+                tokio::time::sleep(duration).await;
+                data.trail.push(mark);
+                Ok(StepOutcome::Success)
+            }
+            Act::WaitForCancel => {
+                tokio::select! {
+                    () = ctx.cancelled() => {}
+                    () = tokio::time::sleep(Duration::from_secs(60)) => {}
+                }
+                Err(StepError::retry(format!("{mark} cancelled")))
+            }
+        }
+    }
+}
+
+/// `N` scripted steps; bit `i` of `C` gives step `i` a compensation.
+pub struct Scripted<const N: usize, const C: u8> {
+    pub script: Arc<Script>,
+}
+
+impl<const N: usize, const C: u8> Scripted<N, C> {
+    pub fn new(script: &Arc<Script>) -> Self {
+        Self {
+            script: Arc::clone(script),
+        }
+    }
+}
+
+const NAMES: [&str; 5] = ["s0", "s1", "s2", "s3", "s4"];
+const FLAGS: [[bool; 5]; 8] = {
+    let mut flags = [[false; 5]; 8];
+    let mut c = 0;
+    while c < 8 {
+        let mut i = 0;
+        while i < 3 {
+            flags[c][i] = c & (1 << i) != 0;
+            i += 1;
+        }
+        c += 1;
+    }
+    flags
+};
+
+impl<const N: usize, const C: u8> Process for Scripted<N, C> {
+    type Data = Trail;
+    const ID: &'static str = "scripted";
+    const STEPS: &'static [&'static str] = NAMES.split_at(N).0;
+    const COMPENSATED: &'static [bool] = FLAGS[C as usize].split_at(N).0;
+
+    fn run_step<'a>(
+        &'a self,
+        _: usize,
+        ctx: &'a StepContext,
+        data: &'a mut Trail,
+    ) -> StepFuture<'a> {
+        Box::pin(self.script.act(ctx, data))
+    }
+
+    fn run_compensation<'a>(
+        &'a self,
+        step: usize,
+        ctx: &'a StepContext,
+        data: &'a mut Trail,
+    ) -> Option<StepFuture<'a>> {
+        if Self::COMPENSATED[step] {
+            Some(Box::pin(self.script.act(ctx, data)))
+        } else {
+            None
+        }
+    }
+}
+
+/// Three steps, each with a compensation.
+pub type Saga = Scripted<3, 0b111>;
+/// Three steps, no compensation.
+pub type Plain = Scripted<3, 0>;
+/// One step, no compensation.
+pub type Single = Scripted<1, 0>;

@@ -1,0 +1,146 @@
+//! Every invalid configuration is refused with its typed error
+//! (BEHAVIOUR.md scenario 24).
+
+use std::time::Duration;
+
+use ssproc::{ConfigError, Executor, ExecutorConfig, JobTable, Process, StepContext, StepFuture};
+
+use crate::common::harness::{fast_config, with};
+use crate::common::scripted::{Script, Single, Trail};
+use crate::common::test_db;
+
+fn refused<P: Process>(pool: &sqlx::PgPool, process: P, config: ExecutorConfig) -> ConfigError {
+    Executor::new(pool.clone(), JobTable::default(), process, config).unwrap_err()
+}
+
+#[tokio::test]
+async fn invalid_settings_are_typed_errors() {
+    let db = test_db("config_invalid").await;
+    let single = || Single::new(&Script::succeed());
+    let cases: Vec<(ExecutorConfig, ConfigError)> = vec![
+        (
+            with(|c| c.lease_duration = Duration::from_millis(200)),
+            ConfigError::LeaseNotAboveHeartbeat {
+                lease: Duration::from_millis(200),
+                heartbeat: Duration::from_millis(200),
+            },
+        ),
+        (
+            with(|c| c.heartbeat_interval = Duration::ZERO),
+            ConfigError::ZeroDuration {
+                field: "heartbeat_interval",
+            },
+        ),
+        (
+            with(|c| c.sweep_interval = Duration::ZERO),
+            ConfigError::ZeroDuration {
+                field: "sweep_interval",
+            },
+        ),
+        (
+            with(|c| c.execution_timeout = Duration::ZERO),
+            ConfigError::ZeroDuration {
+                field: "execution_timeout",
+            },
+        ),
+        (
+            with(|c| c.max_workers = 0),
+            ConfigError::ZeroCount {
+                field: "max_workers",
+            },
+        ),
+        (
+            with(|c| c.max_jobs_per_sweep = 0),
+            ConfigError::ZeroCount {
+                field: "max_jobs_per_sweep",
+            },
+        ),
+        (
+            with(|c| c.max_exec_count = -1),
+            ConfigError::ZeroCount {
+                field: "max_exec_count",
+            },
+        ),
+        (
+            with(|c| c.max_comp_count = 0),
+            ConfigError::ZeroCount {
+                field: "max_comp_count",
+            },
+        ),
+        (
+            with(|c| {
+                c.retry_backoff_base = Duration::from_secs(2);
+                c.retry_backoff_max = Duration::from_secs(1);
+            }),
+            ConfigError::BackoffMaxBelowBase {
+                base: Duration::from_secs(2),
+                max: Duration::from_secs(1),
+            },
+        ),
+        (
+            with(|c| c.lease_duration = Duration::MAX),
+            ConfigError::DurationTooLarge {
+                field: "lease_duration",
+                value: Duration::MAX,
+            },
+        ),
+    ];
+    for (config, expected) in cases {
+        assert_eq!(refused(&db.pool, single(), config), expected);
+    }
+}
+
+#[tokio::test]
+async fn processes_that_cannot_run_are_refused() {
+    let db = test_db("config_process").await;
+
+    struct Empty<const NO_ID: bool>;
+    impl<const NO_ID: bool> Process for Empty<NO_ID> {
+        type Data = Trail;
+        const ID: &'static str = if NO_ID { "" } else { "empty" };
+        const STEPS: &'static [&'static str] = &[];
+        const COMPENSATED: &'static [bool] = &[];
+        fn run_step<'a>(
+            &'a self,
+            step: usize,
+            _: &'a StepContext,
+            _: &'a mut Trail,
+        ) -> StepFuture<'a> {
+            Box::pin(async move { Err(ssproc::step_out_of_range(step)) })
+        }
+        fn run_compensation<'a>(
+            &'a self,
+            _: usize,
+            _: &'a StepContext,
+            _: &'a mut Trail,
+        ) -> Option<StepFuture<'a>> {
+            None
+        }
+    }
+    assert_eq!(
+        refused(&db.pool, Empty::<true>, fast_config()),
+        ConfigError::EmptyProcessId
+    );
+    assert_eq!(
+        refused(&db.pool, Empty::<false>, fast_config()),
+        ConfigError::NoSteps {
+            process_id: "empty".to_owned()
+        }
+    );
+}
+
+#[test]
+fn table_names_must_be_plain_identifiers() {
+    for (schema, table) in [
+        ("public", "jobs\"; DROP TABLE x; --"),
+        ("my schema", "jobs"),
+        ("", "jobs"),
+    ] {
+        let error = JobTable::new(schema, table).unwrap_err();
+        assert!(matches!(error, ConfigError::Identifier { .. }), "{error:?}");
+        assert!(
+            error.to_string().contains("is not a plain identifier"),
+            "{error}"
+        );
+    }
+}
