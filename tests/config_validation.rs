@@ -85,6 +85,30 @@ async fn invalid_settings_are_typed_errors() {
             },
         ),
     ];
+    let cleanup = |c: &mut ExecutorConfig| c.cleanup_enabled = true;
+    let cases = cases.into_iter().chain([
+        (
+            with(cleanup),
+            ConfigError::CleanupUnset {
+                field: "cleanup_interval",
+            },
+        ),
+        (
+            with(|c| {
+                cleanup(c);
+                c.cleanup_interval = Some(Duration::from_secs(1));
+            }),
+            ConfigError::CleanupUnset {
+                field: "cleanup_threshold",
+            },
+        ),
+        (
+            with(|c| c.cleanup_batch_size = 0),
+            ConfigError::ZeroCount {
+                field: "cleanup_batch_size",
+            },
+        ),
+    ]);
     for (config, expected) in cases {
         assert_eq!(refused(&db.pool, single(), config), expected);
     }

@@ -24,7 +24,7 @@ async fn failing_heartbeats_cancel_the_attempt_and_another_finishes() {
         ),
         format!("ALTER ROLE {ROLE} LOGIN PASSWORD 'fault'"),
         format!("GRANT USAGE ON SCHEMA {} TO {ROLE}", db.schema),
-        format!("GRANT ALL ON {}.jobs TO {ROLE}", db.schema),
+        format!("GRANT ALL ON ALL TABLES IN SCHEMA {} TO {ROLE}", db.schema),
     ];
     for statement in &setup {
         sqlx::query(statement).execute(&db.pool).await.unwrap();

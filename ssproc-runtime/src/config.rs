@@ -141,6 +141,24 @@ pub struct ExecutorConfig {
     /// have renewed are cancelled, since their leases may be running out.
     /// Default: 3. Must be at least 1.
     pub max_heartbeat_failures: u32,
+    /// Whether the executor deletes old `done` and `compensated` jobs of its
+    /// process. Default: `false`. When `true`, `cleanup_interval` and
+    /// `cleanup_threshold` must be set. `ready` and `error` jobs are never
+    /// deleted.
+    pub cleanup_enabled: bool,
+    /// How often cleanup runs. Default: unset; required with cleanup.
+    pub cleanup_interval: Option<Duration>,
+    /// How long after its end a finished job is kept. Default: unset;
+    /// required with cleanup.
+    pub cleanup_threshold: Option<Duration>,
+    /// Rows deleted per statement. Default: 500. Must be at least 1.
+    pub cleanup_batch_size: usize,
+    /// Start even when the process's step list changed in a way that moves
+    /// open jobs to other steps (a step removed, reordered or inserted
+    /// before where they stand). Default: `false`: such a change is refused
+    /// at start with [`StartError::StepsChanged`](crate::StartError).
+    /// Appending steps is always allowed.
+    pub allow_step_changes: bool,
 }
 
 impl Default for ExecutorConfig {
@@ -160,6 +178,11 @@ impl Default for ExecutorConfig {
             retry_backoff_max: Duration::from_secs(5 * 60),
             shutdown_grace_period: Duration::from_secs(30),
             max_heartbeat_failures: 3,
+            cleanup_enabled: false,
+            cleanup_interval: None,
+            cleanup_threshold: None,
+            cleanup_batch_size: 500,
+            allow_step_changes: false,
         }
     }
 }
@@ -173,7 +196,7 @@ impl ExecutorConfig {
     /// # Errors
     ///
     /// [`ConfigError::ZeroCount`], [`ConfigError::ZeroDuration`],
-    /// [`ConfigError::DurationTooLarge`],
+    /// [`ConfigError::DurationTooLarge`], [`ConfigError::CleanupUnset`],
     /// [`ConfigError::LeaseNotAboveHeartbeat`] or
     /// [`ConfigError::BackoffMaxBelowBase`].
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -186,6 +209,7 @@ impl ExecutorConfig {
                 "max_heartbeat_failures",
                 i64::from(self.max_heartbeat_failures),
             ),
+            ("cleanup_batch_size", self.cleanup_batch_size as i64),
         ];
         for (field, value) in counts {
             if value <= 0 {
@@ -203,6 +227,23 @@ impl ExecutorConfig {
         for (field, value) in positive {
             if value.is_zero() {
                 return Err(ConfigError::ZeroDuration { field });
+            }
+        }
+        if self.cleanup_enabled {
+            for (field, value) in [
+                ("cleanup_interval", self.cleanup_interval),
+                ("cleanup_threshold", self.cleanup_threshold),
+            ] {
+                match value {
+                    None => return Err(ConfigError::CleanupUnset { field }),
+                    Some(value) if value.is_zero() => {
+                        return Err(ConfigError::ZeroDuration { field })
+                    }
+                    Some(value) if value > MAX_DURATION => {
+                        return Err(ConfigError::DurationTooLarge { field, value })
+                    }
+                    Some(_) => {}
+                }
             }
         }
         let bounded = positive

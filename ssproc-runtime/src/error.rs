@@ -54,6 +54,12 @@ pub enum ConfigError {
         /// The value given.
         value: Duration,
     },
+    /// Cleanup is enabled but one of its settings is missing.
+    #[error("cleanup is enabled but {field} is not set")]
+    CleanupUnset {
+        /// The config field.
+        field: &'static str,
+    },
     /// The process has an empty id.
     #[error("process id is empty")]
     EmptyProcessId,
@@ -243,6 +249,34 @@ pub enum StartError {
     /// The jobs table failed validation.
     #[error(transparent)]
     Schema(#[from] SchemaError),
+    /// The process's step list changed since it last ran in a way that
+    /// would move open jobs to other steps. Set
+    /// [`ExecutorConfig::allow_step_changes`](crate::ExecutorConfig) to
+    /// start anyway.
+    #[error(
+        "steps of process {process_id:?} changed from {recorded:?} to {current:?}, \
+         moving open jobs at steps {positions:?}"
+    )]
+    StepsChanged {
+        /// The process id.
+        process_id: String,
+        /// Steps at which open jobs stand whose step, or a step before it,
+        /// changed.
+        positions: Vec<i32>,
+        /// The step list recorded when the process last started.
+        recorded: Vec<String>,
+        /// The step list now.
+        current: Vec<String>,
+    },
+    /// The step list could not be checked or recorded.
+    #[error("could not check the step list of process {process_id:?}")]
+    Database {
+        /// The process id.
+        process_id: String,
+        /// The cause.
+        #[source]
+        source: sqlx::Error,
+    },
     /// The executor is already running.
     #[error("executor for process {process_id:?} is already running")]
     AlreadyRunning {
@@ -315,4 +349,38 @@ pub enum ReadError {
         #[source]
         source: crate::job::UnknownValue,
     },
+}
+
+/// An operator's action on a job was refused or failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdminError {
+    /// No job has this id.
+    #[error("job {job_id:?} does not exist")]
+    NotFound {
+        /// The id.
+        job_id: String,
+    },
+    /// The job is not in a state the action applies to; it is unchanged.
+    #[error(
+        "cannot {action} job {job_id:?}: it is {status} ({run_type} run), expected {expected}"
+    )]
+    WrongState {
+        /// The id.
+        job_id: String,
+        /// `retry`, `cancel` or `delete`.
+        action: &'static str,
+        /// The job's status.
+        status: crate::job::JobStatus,
+        /// The job's run type.
+        run_type: crate::job::RunType,
+        /// The states the action applies to.
+        expected: &'static str,
+    },
+    /// The job could not be read back to explain a refusal.
+    #[error(transparent)]
+    Read(ReadError),
+    /// The statement failed.
+    #[error("job action failed")]
+    Database(#[from] sqlx::Error),
 }

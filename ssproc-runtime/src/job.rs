@@ -187,6 +187,8 @@ pub enum FailureKind {
     EarlyExit,
     /// The stored job data did not deserialize: no retry.
     Data,
+    /// An operator cancelled the job.
+    Cancelled,
     /// Attempts stopped without recording an outcome (their executor
     /// crashed or lost the lease) until the attempt limit was spent.
     Abandoned,

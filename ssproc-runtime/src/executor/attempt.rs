@@ -209,6 +209,20 @@ impl<P: Process> Attempt<'_, P> {
                 .finish_error(job, None, from, RunType::Compensation, &failure)
                 .await;
         };
+        if !P::COMPENSATED.contains(&true) {
+            // Cancelled by an operator: there is nothing to undo.
+            let message = "compensation requested, but the process has no compensation";
+            let failure = self.failure_in(
+                RunType::Compensation,
+                attempt,
+                from,
+                FailureKind::Cancelled,
+                message.to_owned(),
+            );
+            return self
+                .finish_error(job, None, from, RunType::Compensation, &failure)
+                .await;
+        }
         if attempt > self.config.max_comp_count {
             let message = format!(
                 "{} compensation attempts started, none finished",

@@ -5,6 +5,7 @@ mod attempt;
 mod claim;
 mod heartbeat;
 mod shutdown;
+mod steps;
 mod wait;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -129,16 +130,26 @@ impl<P: Process> Executor<P> {
     /// jobs, by workers finishing, and by the sweep interval, with a first
     /// sweep at once), the heartbeat loop, and the notification listener.
     ///
+    /// With cleanup enabled, a fourth task deletes old finished jobs of the
+    /// process.
+    ///
     /// # Errors
     ///
     /// [`StartError::Schema`] when the table does not validate,
-    /// [`StartError::AlreadyRunning`] when this executor runs already.
+    /// [`StartError::StepsChanged`] when the step list changed in a way
+    /// that would move open jobs, [`StartError::Database`] when the step
+    /// list could not be checked, [`StartError::AlreadyRunning`] when this
+    /// executor runs already.
     pub async fn start(&self) -> Result<ExecutorHandle, StartError> {
         let store = self.store().await?.clone();
         if self.shared.running.swap(true, Ordering::SeqCst) {
             return Err(StartError::AlreadyRunning {
                 process_id: P::ID.to_owned(),
             });
+        }
+        if let Err(error) = steps::check::<P>(&store, self.shared.config.allow_step_changes).await {
+            self.shared.running.store(false, Ordering::SeqCst);
+            return Err(error);
         }
         let shared = Arc::clone(&self.shared);
         let config = &shared.config;
@@ -166,6 +177,21 @@ impl<P: Process> Executor<P> {
                 heartbeat::run(store, &leases, interval, lease, max_failures, stop).await;
             })
         };
+        let mut tasks = Vec::new();
+        if let (true, Some(interval), Some(threshold)) = (
+            config.cleanup_enabled,
+            config.cleanup_interval,
+            config.cleanup_threshold,
+        ) {
+            tasks.push(tokio::spawn(crate::cleanup::run(
+                store.clone(),
+                P::ID,
+                interval,
+                threshold,
+                config.cleanup_batch_size,
+                stop_claiming.clone(),
+            )));
+        }
         let claimer_store = store.clone();
         let claimer = claim::Claimer {
             shared: Arc::clone(&shared),
@@ -177,7 +203,8 @@ impl<P: Process> Executor<P> {
             attempts: attempts.clone(),
             more: Arc::new(AtomicBool::new(false)),
         };
-        let claim = tokio::spawn(claimer.run(stop_claiming.clone()));
+        tasks.push(tokio::spawn(claimer.run(stop_claiming.clone())));
+        tasks.push(listener);
         tracing::info!(
             process_id = P::ID,
             workers = config.max_workers,
@@ -193,7 +220,7 @@ impl<P: Process> Executor<P> {
             attempts,
             leases,
             tracker,
-            tasks: vec![claim, listener],
+            tasks,
             heartbeat: Some(heartbeat),
             store: claimer_store,
         })

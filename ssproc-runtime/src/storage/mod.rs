@@ -1,8 +1,11 @@
 //! Everything that talks SQL: the store handle, its statements and the
 //! schema. No other module writes SQL.
 
+mod admin;
+mod filter;
 mod queries;
 mod schema;
+mod steps;
 
 use std::sync::Arc;
 
@@ -24,6 +27,10 @@ pub(crate) struct Store {
 struct StoreInner {
     pool: PgPool,
     table: JobTable,
+    /// `"schema"."table"`.
+    quoted: String,
+    /// The step-list registry beside the table, quoted.
+    steps_table: String,
     channel: String,
     sql: queries::Statements,
 }
@@ -42,13 +49,21 @@ impl Store {
         let quoted = quote_table(&table);
         let channel = notify_channel(&table);
         let sql = queries::Statements::new(&quoted, info);
+        let steps_table = format!(
+            "{}.{}",
+            quote_identifier(table.schema()),
+            quote_identifier(&schema::registry_name(&table))
+        );
+        let inner = StoreInner {
+            pool,
+            table,
+            quoted,
+            steps_table,
+            channel,
+            sql,
+        };
         Self {
-            inner: Arc::new(StoreInner {
-                pool,
-                table,
-                channel,
-                sql,
-            }),
+            inner: Arc::new(inner),
         }
     }
 

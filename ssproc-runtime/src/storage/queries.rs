@@ -25,7 +25,7 @@ pub(super) struct Statements {
 
 /// The columns a [`Job`] is read from. `last_failure` is read through
 /// `to_jsonb(t)`, so that tables without the column read as "no failure".
-const JOB_COLUMNS: &str = "t.job_id::text,
+pub(super) const JOB_COLUMNS: &str = "t.job_id::text,
     t.job_data::text,
     t.process_id::text,
     t.goroutine_id::text,

@@ -17,8 +17,11 @@ pub(crate) struct SchemaInfo {
 ///
 /// The table is the reference shape (the Go library's README) plus one
 /// nullable column, `last_failure JSONB`, which holds why the last attempt
-/// failed. Every statement uses `IF NOT EXISTS`, so running it again is
-/// harmless and adds `last_failure` to a table made without it.
+/// failed. Beside it, a small `<table>_processes` table records the step
+/// names each process last started with, so that executors can refuse a
+/// step list that would move open jobs. Every statement uses
+/// `IF NOT EXISTS`, so running it again is harmless and adds what a table
+/// made by the reference DDL lacks.
 ///
 /// ```
 /// # use ssproc_runtime as ssproc;
@@ -30,6 +33,7 @@ pub fn ddl(table: &JobTable) -> String {
     let quoted = quote_table(table);
     let open_index = quote_identifier(&index_name(table, "open"));
     let cleanup_index = quote_identifier(&index_name(table, "cleanup"));
+    let registry = format!("{schema}.{}", quote_identifier(&registry_name(table)));
     format!(
         "CREATE SCHEMA IF NOT EXISTS {schema};
 
@@ -61,19 +65,35 @@ CREATE INDEX IF NOT EXISTS {open_index}
 
 CREATE INDEX IF NOT EXISTS {cleanup_index}
     ON {quoted} (process_id, status, end_ts);
+
+CREATE TABLE IF NOT EXISTS {registry} (
+    process_id TEXT PRIMARY KEY,
+    steps TEXT[] NOT NULL,
+    updated_ts TIMESTAMPTZ NOT NULL DEFAULT now()
+);
 "
     )
 }
 
-/// Index names are `<table>_<suffix>_idx`, or a hash of the table when that
-/// would pass PostgreSQL's 63-byte limit and be truncated into a collision.
+/// Index names are `<table>_<suffix>_idx`.
 fn index_name(table: &JobTable, suffix: &str) -> String {
-    let name = format!("{}_{suffix}_idx", table.table());
+    derived_name(table, &format!("{suffix}_idx"))
+}
+
+/// The step-list registry table: `<table>_processes`.
+pub(crate) fn registry_name(table: &JobTable) -> String {
+    derived_name(table, "processes")
+}
+
+/// `<table>_<suffix>`, or a hash of the table in its place when the name
+/// would pass PostgreSQL's 63-byte limit and be truncated into a collision.
+fn derived_name(table: &JobTable, suffix: &str) -> String {
+    let name = format!("{}_{suffix}", table.table());
     if name.len() <= 63 {
         return name;
     }
     let channel = super::notify_channel(table);
-    format!("{channel}_{suffix}_idx")
+    format!("{channel}_{suffix}")
 }
 
 /// Creates the jobs table and its indexes when they do not exist.

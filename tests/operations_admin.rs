@@ -1,0 +1,233 @@
+//! Operator actions, cleanup and statistics (BEHAVIOUR.md scenario 21).
+
+use std::time::Duration;
+
+use ssproc::{AdminError, JobStatus, Jobs, RunType, StartAt};
+
+use crate::common::harness::{fast_config, start, wait_terminal, with};
+use crate::common::scripted::{Act, Plain, Saga, Script, Trail};
+use crate::common::{test_db, wait_until};
+
+#[tokio::test]
+async fn retry_brings_an_error_job_back_where_it_stopped() {
+    let db = test_db("admin_retry").await;
+    let script = Script::new(|call| match (call.step, call.earlier) {
+        (1, 0..=2) => Act::Fail,
+        _ => Act::Succeed,
+    });
+    let (client, handle) = start(&db, Plain::new(&script), fast_config()).await;
+    let jobs = Jobs::new(db.pool.clone(), db.table.clone());
+    client.register(&Trail::new("j1")).await.unwrap();
+    let failed = wait_terminal(&client, "j1", Duration::from_secs(20)).await;
+    assert_eq!((failed.status, failed.exec_count), (JobStatus::Error, 3));
+
+    jobs.retry("j1").await.unwrap();
+    let job = wait_terminal(&client, "j1", Duration::from_secs(20)).await;
+    handle.shutdown().await;
+    assert_eq!(
+        (job.status, job.exec_count, job.next_step),
+        (JobStatus::Done, 1, 3)
+    );
+    assert_eq!(script.step_calls("j1", 3), [1, 4, 1], "resumed at step 1");
+    assert_eq!(
+        job.last_failure.unwrap().message,
+        "s1 failed",
+        "failure kept"
+    );
+
+    let error = jobs.retry("j1").await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            AdminError::WrongState {
+                status: JobStatus::Done,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(matches!(
+        jobs.retry("nope").await.unwrap_err(),
+        AdminError::NotFound { .. }
+    ));
+}
+
+#[tokio::test]
+async fn cancel_fences_a_running_attempt_and_compensates() {
+    let db = test_db("admin_cancel").await;
+    let script = Script::new(|call| match (call.run_type, call.step) {
+        (RunType::Normal, 1) => Act::WaitForCancel,
+        _ => Act::Succeed,
+    });
+    let (client, handle) = start(&db, Saga::new(&script), fast_config()).await;
+    let jobs = Jobs::new(db.pool.clone(), db.table.clone());
+    client.register(&Trail::new("j1")).await.unwrap();
+    wait_until(Duration::from_secs(10), "step 1 runs", || async {
+        script.step_calls("j1", 3)[1] == 1
+    })
+    .await;
+
+    jobs.cancel("j1").await.unwrap();
+    let job = wait_terminal(&client, "j1", Duration::from_secs(20)).await;
+    handle.shutdown().await;
+    assert_eq!(job.status, JobStatus::Compensated);
+    assert_eq!(script.compensations("j1"), [1, 0]);
+    assert_eq!(
+        script.step_calls("j1", 3),
+        [1, 1, 0],
+        "the fenced attempt ran no further step"
+    );
+    assert_eq!(job.data::<Trail>().unwrap().trail, ["s0", "c1", "c0"]);
+
+    let error = jobs.cancel("j1").await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            AdminError::WrongState {
+                action: "cancel",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn cancel_without_compensation_ends_in_error() {
+    let db = test_db("admin_cancel_plain").await;
+    let client = ssproc::Client::<Plain>::new(db.pool.clone(), db.table.clone());
+    client
+        .register_at(&Trail::new("j1"), StartAt::After(Duration::from_secs(1)))
+        .await
+        .unwrap();
+    Jobs::new(db.pool.clone(), db.table.clone())
+        .cancel("j1")
+        .await
+        .unwrap();
+    let (_, handle) = start(&db, Plain::new(&Script::succeed()), fast_config()).await;
+    let job = wait_terminal(&client, "j1", Duration::from_secs(20)).await;
+    handle.shutdown().await;
+    assert_eq!(job.status, JobStatus::Error);
+    assert_eq!(
+        job.last_failure.unwrap().kind,
+        ssproc::FailureKind::Cancelled
+    );
+}
+
+#[tokio::test]
+async fn delete_only_touches_terminal_jobs() {
+    let db = test_db("admin_delete").await;
+    let client = ssproc::Client::<Plain>::new(db.pool.clone(), db.table.clone());
+    let jobs = Jobs::new(db.pool.clone(), db.table.clone());
+    client.register(&Trail::new("open")).await.unwrap();
+    let error = jobs.delete("open").await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "cannot delete job \"open\": it is ready (normal run), expected done, compensated or error"
+    );
+    let (_, handle) = start(&db, Plain::new(&Script::succeed()), fast_config()).await;
+    wait_terminal(&client, "open", Duration::from_secs(20)).await;
+    handle.shutdown().await;
+    jobs.delete("open").await.unwrap();
+    assert!(jobs.job("open").await.unwrap().is_none());
+    assert!(matches!(
+        jobs.delete("open").await.unwrap_err(),
+        AdminError::NotFound { .. }
+    ));
+}
+
+#[tokio::test]
+async fn cleanup_removes_old_done_and_compensated_jobs_only() {
+    let db = test_db("admin_cleanup").await;
+    let schema = &db.schema;
+    // Rows in every state, ended an hour ago, plus a recent done job and a
+    // done job of another process.
+    sqlx::raw_sql(&format!(
+        "INSERT INTO {schema}.jobs (job_id, job_data, process_id, status, run_type, end_ts) VALUES
+            ('done_old', '{{}}', 'scripted', 'done', 'normal', now() - interval '1 hour'),
+            ('comp_old', '{{}}', 'scripted', 'compensated', 'compensation', now() - interval '1 hour'),
+            ('error_old', '{{}}', 'scripted', 'error', 'normal', now() - interval '1 hour'),
+            ('ready_comp', '{{}}', 'scripted', 'ready', 'compensation', NULL),
+            ('done_new', '{{}}', 'scripted', 'done', 'normal', now()),
+            ('other_old', '{{}}', 'other', 'done', 'normal', now() - interval '1 hour');
+        INSERT INTO {schema}.jobs (job_id, job_data, process_id, status, end_ts)
+        SELECT 'bulk' || i, '{{}}', 'scripted', 'done', now() - interval '2 hours'
+        FROM generate_series(1, 1200) AS i;"
+    ))
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    // A locked old row is skipped, not waited for.
+    let mut locker = db.pool.begin().await.unwrap();
+    sqlx::query(&format!(
+        "SELECT 1 FROM {schema}.jobs WHERE job_id = 'bulk7' FOR UPDATE"
+    ))
+    .execute(&mut *locker)
+    .await
+    .unwrap();
+
+    let jobs = Jobs::new(db.pool.clone(), db.table.clone());
+    let deleted = jobs
+        .cleanup("scripted", Duration::from_secs(600), 500)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 2 + 1199);
+    locker.rollback().await.unwrap();
+    let left: Vec<String> = sqlx::query_scalar(&format!(
+        "SELECT job_id FROM {schema}.jobs WHERE job_id NOT LIKE 'bulk%' ORDER BY job_id"
+    ))
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(left, ["done_new", "error_old", "other_old", "ready_comp"]);
+
+    // The executor's own cleanup task takes the locked row once it is free.
+    let config = with(|c| {
+        c.cleanup_enabled = true;
+        c.cleanup_interval = Some(Duration::from_millis(100));
+        c.cleanup_threshold = Some(Duration::from_secs(600));
+    });
+    let (_, handle) = start(&db, Plain::new(&Script::succeed()), config).await;
+    wait_until(
+        Duration::from_secs(10),
+        "cleanup deletes the unlocked row",
+        || async { jobs.job("bulk7").await.unwrap().is_none() },
+    )
+    .await;
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn stats_count_by_process_and_status() {
+    let db = test_db("admin_stats").await;
+    sqlx::raw_sql(&format!(
+        "INSERT INTO {}.jobs (job_id, job_data, process_id, status, created_ts) VALUES
+            ('a', '{{}}', 'p1', 'ready', now() - interval '90 seconds'),
+            ('b', '{{}}', 'p1', 'ready', now()),
+            ('c', '{{}}', 'p1', 'done', now()),
+            ('d', '{{}}', 'p2', 'error', now())",
+        db.schema
+    ))
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let stats = Jobs::new(db.pool.clone(), db.table.clone())
+        .stats()
+        .await
+        .unwrap();
+    assert_eq!(stats.len(), 2);
+    assert_eq!(
+        (stats[0].process_id.as_str(), stats[0].ready, stats[0].done),
+        ("p1", 2, 1)
+    );
+    let age = stats[0].oldest_ready_age.unwrap();
+    assert!(
+        age >= Duration::from_secs(90) && age < Duration::from_secs(120),
+        "{age:?}"
+    );
+    assert_eq!(
+        (stats[1].process_id.as_str(), stats[1].error, stats[1].ready),
+        ("p2", 1, 0)
+    );
+    assert_eq!(stats[1].oldest_ready_age, None);
+}
