@@ -8,6 +8,7 @@ use futures_util::FutureExt;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::commit::Writer;
 use crate::backoff::retry_delay;
 use crate::config::ExecutorConfig;
 use crate::job::{Failure, FailureKind, JobStatus, RunType};
@@ -34,6 +35,7 @@ pub(crate) struct Attempt<'a, P: Process> {
     pub(crate) process: &'a P,
     pub(crate) config: &'a ExecutorConfig,
     pub(crate) store: &'a Store,
+    pub(crate) writer: &'a Writer,
     pub(crate) cancel: CancellationToken,
 }
 
@@ -131,10 +133,10 @@ impl<P: Process> Attempt<'_, P> {
                 Err(failure) => return self.give_up(job, None, index, &failure).await,
             };
             let transition = Transition {
-                data: Some(&text),
+                data: Some(text),
                 ..transition
             };
-            match self.write(job, &transition).await {
+            match self.write(job, transition).await {
                 Some(()) => {}
                 None => return End::Stopped,
             }
@@ -172,9 +174,9 @@ impl<P: Process> Attempt<'_, P> {
             run_type: RunType::Compensation,
             bump_comp_count: true,
             release_after: None,
-            failure: Some(failure),
+            failure: Some(failure.clone()),
         };
-        match self.write(job, &switch).await {
+        match self.write(job, switch).await {
             Some(()) => {}
             None => return End::Stopped,
         }
@@ -200,7 +202,7 @@ impl<P: Process> Attempt<'_, P> {
         let steps = P::STEPS.len();
         if from < 0 {
             let done = terminal(JobStatus::Compensated, RunType::Compensation, -1, None);
-            return self.write_end(job, &done, JobStatus::Compensated).await;
+            return self.write_end(job, done, JobStatus::Compensated).await;
         }
         let Some(first) = step_index(from, steps) else {
             let message = format!("next step {from} is outside the {steps} steps");
@@ -293,7 +295,7 @@ impl<P: Process> Attempt<'_, P> {
             };
             let transition = match status {
                 JobStatus::Ready => Transition {
-                    data: Some(&text),
+                    data: Some(text),
                     next_step: next,
                     status,
                     run_type: RunType::Compensation,
@@ -301,9 +303,9 @@ impl<P: Process> Attempt<'_, P> {
                     release_after: None,
                     failure: None,
                 },
-                _ => terminal(status, RunType::Compensation, next, Some(&text)),
+                _ => terminal(status, RunType::Compensation, next, Some(text)),
             };
-            if self.write(job, &transition).await.is_none() {
+            if self.write(job, transition).await.is_none() {
                 return End::Stopped;
             }
             tracing::debug!(step = P::STEPS[current], "compensation committed");
@@ -313,7 +315,7 @@ impl<P: Process> Attempt<'_, P> {
             step = Some(next as usize);
         }
         let done = terminal(JobStatus::Compensated, RunType::Compensation, -1, None);
-        self.write_end(job, &done, JobStatus::Compensated).await
+        self.write_end(job, done, JobStatus::Compensated).await
     }
 
     /// Runs one step future with the attempt's cancellation, the execution
@@ -410,9 +412,9 @@ impl<P: Process> Attempt<'_, P> {
             run_type,
             bump_comp_count: false,
             release_after: Some(delay),
-            failure: Some(failure),
+            failure: Some(failure.clone()),
         };
-        match self.write(job, &release).await {
+        match self.write(job, release).await {
             Some(()) => End::Retry,
             None => End::Stopped,
         }
@@ -440,17 +442,12 @@ impl<P: Process> Attempt<'_, P> {
         failure: &Failure,
     ) -> End {
         let text = data.and_then(|data| serde_json::to_string(data).ok());
-        let mut transition = terminal(JobStatus::Error, run_type, step, text.as_deref());
-        transition.failure = Some(failure);
-        self.write_end(job, &transition, JobStatus::Error).await
+        let mut transition = terminal(JobStatus::Error, run_type, step, text);
+        transition.failure = Some(failure.clone());
+        self.write_end(job, transition, JobStatus::Error).await
     }
 
-    async fn write_end(
-        &self,
-        job: &Claimed,
-        transition: &Transition<'_>,
-        status: JobStatus,
-    ) -> End {
+    async fn write_end(&self, job: &Claimed, transition: Transition, status: JobStatus) -> End {
         match self.write(job, transition).await {
             Some(()) => End::Terminal(status),
             None => End::Stopped,
@@ -460,12 +457,8 @@ impl<P: Process> Attempt<'_, P> {
     /// Applies a fenced write. `None` when the attempt must stop: the lease
     /// is gone, or the write failed (the lease then runs out and another
     /// attempt takes over from the last committed step).
-    async fn write(&self, job: &Claimed, transition: &Transition<'_>) -> Option<()> {
-        match self
-            .store
-            .job_transition(&job.job_id, &job.token, transition)
-            .await
-        {
+    async fn write(&self, job: &Claimed, transition: Transition) -> Option<()> {
+        match self.writer.apply(&job.job_id, &job.token, transition).await {
             Ok(true) => Some(()),
             Ok(false) => {
                 tracing::warn!("lease lost, attempt stopped");
@@ -488,12 +481,12 @@ impl<P: Process> Attempt<'_, P> {
 }
 
 /// A write that ends the job in `status`.
-fn terminal<'a>(
+fn terminal(
     status: JobStatus,
     run_type: RunType,
     next_step: i32,
-    data: Option<&'a str>,
-) -> Transition<'a> {
+    data: Option<String>,
+) -> Transition {
     Transition {
         data,
         next_step,

@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::attempt::{millis, Attempt};
+use super::commit::Writer;
 use super::heartbeat::Leases;
 use super::{token_prefix, Shared};
 use crate::process::Process;
@@ -27,6 +28,7 @@ const FIRST_ERROR_PAUSE: Duration = Duration::from_millis(100);
 pub(super) struct Claimer<P: Process> {
     pub(super) shared: Arc<Shared<P>>,
     pub(super) store: Store,
+    pub(super) writer: Writer,
     pub(super) leases: Arc<Leases>,
     pub(super) workers: Arc<Semaphore>,
     pub(super) wake: Arc<Notify>,
@@ -113,6 +115,7 @@ impl<P: Process> Claimer<P> {
         let span = attempt_span::<P>(&job);
         let shared = Arc::clone(&self.shared);
         let store = self.store.clone();
+        let writer = self.writer.clone();
         let leases = Arc::clone(&self.leases);
         let wake = Arc::clone(&self.wake);
         let more = Arc::clone(&self.more);
@@ -123,6 +126,7 @@ impl<P: Process> Claimer<P> {
                     process: &shared.process,
                     config: &shared.config,
                     store: &store,
+                    writer: &writer,
                     cancel,
                 };
                 let end = attempt.run(job).await;

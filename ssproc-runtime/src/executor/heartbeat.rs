@@ -86,6 +86,7 @@ pub(crate) async fn run(
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
+    let patience = lease.saturating_sub(interval).max(interval);
     let mut failures = 0;
     loop {
         tokio::select! {
@@ -96,11 +97,12 @@ pub(crate) async fn run(
         if tokens.is_empty() {
             continue;
         }
-        // A heartbeat stuck on a dead connection is as bad as a failed one.
+        // A heartbeat stuck on a dead connection is as bad as a failed one,
+        // but a busy database may take longer than an interval to answer.
         let renewal = store.job_heartbeat_many(&job_ids, &tokens, lease);
-        let result = match tokio::time::timeout(interval, renewal).await {
+        let result = match tokio::time::timeout(patience, renewal).await {
             Ok(result) => result.map_err(|error| error.to_string()),
-            Err(_) => Err(format!("no answer within {interval:?}")),
+            Err(_) => Err(format!("no answer within {patience:?}")),
         };
         match result {
             Ok(renewed) => {

@@ -3,6 +3,7 @@
 
 mod attempt;
 mod claim;
+mod commit;
 mod heartbeat;
 mod shutdown;
 mod steps;
@@ -195,6 +196,7 @@ impl<P: Process> Executor<P> {
         let claimer_store = store.clone();
         let claimer = claim::Claimer {
             shared: Arc::clone(&shared),
+            writer: commit::Writer::spawn_batched(store.clone()),
             store,
             leases: Arc::clone(&leases),
             workers,

@@ -6,6 +6,7 @@ use tracing::Instrument;
 
 use super::attempt::Attempt;
 use super::claim::attempt_span;
+use super::commit::Writer;
 use super::heartbeat::{self, Leases};
 use super::Executor;
 use crate::client::prepare;
@@ -111,10 +112,12 @@ impl<P: Process> Executor<P> {
         let cancel = CancellationToken::new();
         let leases = Leases::default();
         leases.insert(&token, &job_id, cancel.clone());
+        let writer = Writer::Direct(store.clone());
         let attempt = Attempt {
             process: &self.shared.process,
             config,
             store,
+            writer: &writer,
             cancel,
         };
         let stop_heartbeat = CancellationToken::new();

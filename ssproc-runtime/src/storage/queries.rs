@@ -17,7 +17,7 @@ pub(super) struct Statements {
     job_insert_claimed: String,
     job_claim_many: String,
     job_save: String,
-    job_transition: String,
+    job_transition_many: String,
     job_heartbeat_many: String,
     job_release_many: String,
     job_get: String,
@@ -50,7 +50,7 @@ const TOKEN_HISTORY: i32 = 100;
 impl Statements {
     pub(super) fn new(table: &str, info: SchemaInfo) -> Self {
         let set_failure = if info.last_failure {
-            ",\n    last_failure = coalesce($9::jsonb, last_failure)"
+            ",\n    last_failure = coalesce(u.failure::jsonb, t.last_failure)"
         } else {
             ""
         };
@@ -125,25 +125,30 @@ WHERE job_id = $1
     AND goroutine_id = $2
     AND status = 'ready'"
             ),
-            job_transition: format!(
-                "UPDATE {table}
-SET job_data = coalesce($3, job_data),
-    next_subprocess = $4,
-    status = $5,
-    run_type = $6,
-    comp_count = comp_count + $7,
+            job_transition_many: format!(
+                "UPDATE {table} AS t
+SET job_data = coalesce(u.data, t.job_data),
+    next_subprocess = u.next_step,
+    status = u.status,
+    run_type = u.run_type,
+    comp_count = t.comp_count + u.bump,
     goroutine_lease_expire_ts = CASE
-        WHEN $5 = 'ready' AND $8::float8 IS NULL THEN goroutine_lease_expire_ts
+        WHEN u.status = 'ready' AND u.release_after IS NULL THEN t.goroutine_lease_expire_ts
     END,
     start_after_ts = CASE
-        WHEN $8::float8 IS NULL THEN start_after_ts
-        ELSE now() + $8::float8 * interval '1 second'
+        WHEN u.release_after IS NULL THEN t.start_after_ts
+        ELSE now() + u.release_after * interval '1 second'
     END,
-    end_ts = CASE WHEN $5 = 'ready' THEN NULL ELSE now() END,
+    end_ts = CASE WHEN u.status = 'ready' THEN NULL ELSE now() END,
     last_update_ts = now(){set_failure}
-WHERE job_id = $1
-    AND goroutine_id = $2
-    AND status = 'ready'"
+FROM unnest(
+    $1::text[], $2::text[], $3::text[], $4::int4[], $5::text[],
+    $6::text[], $7::int4[], $8::float8[], $9::text[]
+) AS u(job_id, token, data, next_step, status, run_type, bump, release_after, failure)
+WHERE t.job_id = u.job_id
+    AND t.goroutine_id = u.token
+    AND t.status = 'ready'
+RETURNING t.job_id::text, t.goroutine_id::text"
             ),
             job_heartbeat_many: format!(
                 "UPDATE {table} AS t
@@ -153,6 +158,7 @@ FROM unnest($1::text[], $2::text[]) AS held(job_id, token)
 WHERE t.job_id = held.job_id
     AND t.goroutine_id = held.token
     AND t.status = 'ready'
+    AND t.goroutine_lease_expire_ts IS NOT NULL
 RETURNING t.goroutine_id::text"
             ),
             job_release_many: format!(
@@ -188,9 +194,9 @@ pub(crate) struct Claimed {
 /// One fenced write that moves a job: the outcome of a step, a failure or
 /// a switch to compensation.
 #[derive(Debug)]
-pub(crate) struct Transition<'a> {
+pub(crate) struct Transition {
     /// New job data; `None` keeps what is stored.
-    pub(crate) data: Option<&'a str>,
+    pub(crate) data: Option<String>,
     pub(crate) next_step: i32,
     pub(crate) status: JobStatus,
     pub(crate) run_type: RunType,
@@ -198,7 +204,56 @@ pub(crate) struct Transition<'a> {
     pub(crate) bump_comp_count: bool,
     /// Releases the lease and makes the job due after this delay.
     pub(crate) release_after: Option<Duration>,
-    pub(crate) failure: Option<&'a Failure>,
+    pub(crate) failure: Option<Failure>,
+}
+
+/// Transitions laid out column by column, as `unnest` takes them.
+#[derive(Default)]
+struct TransitionColumns<'a> {
+    job_ids: Vec<&'a str>,
+    tokens: Vec<&'a str>,
+    data: Vec<Option<&'a str>>,
+    next_steps: Vec<i32>,
+    statuses: Vec<&'static str>,
+    run_types: Vec<&'static str>,
+    bumps: Vec<i32>,
+    release_after: Vec<Option<f64>>,
+    failures: Vec<Option<String>>,
+}
+
+impl<'a> TransitionColumns<'a> {
+    fn with_capacity(capacity: usize) -> Self {
+        Self {
+            job_ids: Vec::with_capacity(capacity),
+            tokens: Vec::with_capacity(capacity),
+            data: Vec::with_capacity(capacity),
+            next_steps: Vec::with_capacity(capacity),
+            statuses: Vec::with_capacity(capacity),
+            run_types: Vec::with_capacity(capacity),
+            bumps: Vec::with_capacity(capacity),
+            release_after: Vec::with_capacity(capacity),
+            failures: Vec::with_capacity(capacity),
+        }
+    }
+
+    fn push(&mut self, job_id: &'a str, token: &'a str, transition: &'a Transition) {
+        self.job_ids.push(job_id);
+        self.tokens.push(token);
+        self.data.push(transition.data.as_deref());
+        self.next_steps.push(transition.next_step);
+        self.statuses.push(transition.status.as_str());
+        self.run_types.push(transition.run_type.as_str());
+        self.bumps.push(i32::from(transition.bump_comp_count));
+        self.release_after
+            .push(transition.release_after.map(seconds));
+        // A failure always serializes: strings, numbers and unit variants.
+        self.failures.push(
+            transition
+                .failure
+                .as_ref()
+                .and_then(|f| serde_json::to_string(f).ok()),
+        );
+    }
 }
 
 /// Seconds as PostgreSQL multiplies them into intervals.
@@ -303,22 +358,36 @@ impl Store {
         &self,
         job_id: &str,
         token: &str,
-        transition: &Transition<'_>,
+        transition: &Transition,
     ) -> Result<bool, sqlx::Error> {
-        let failure = transition.failure.map(sqlx::types::Json);
-        let result = sqlx::query(&self.inner.sql.job_transition)
-            .bind(job_id)
-            .bind(token)
-            .bind(transition.data)
-            .bind(transition.next_step)
-            .bind(transition.status.as_str())
-            .bind(transition.run_type.as_str())
-            .bind(i32::from(transition.bump_comp_count))
-            .bind(transition.release_after.map(seconds))
-            .bind(failure)
-            .execute(self.pool())
-            .await?;
-        Ok(result.rows_affected() == 1)
+        let update = [(job_id, token, transition)];
+        Ok(!self.job_transition_many(&update).await?.is_empty())
+    }
+
+    /// Applies every `(job_id, token, transition)` in one statement, each
+    /// fenced by its token; returns the `(job_id, token)` pairs that moved.
+    /// A job may appear twice (a stale attempt beside the current one): only
+    /// the write whose token holds the job lands.
+    pub(crate) async fn job_transition_many(
+        &self,
+        updates: &[(&str, &str, &Transition)],
+    ) -> Result<Vec<(String, String)>, sqlx::Error> {
+        let mut columns = TransitionColumns::with_capacity(updates.len());
+        for (job_id, token, transition) in updates {
+            columns.push(job_id, token, transition);
+        }
+        sqlx::query_as(&self.inner.sql.job_transition_many)
+            .bind(columns.job_ids)
+            .bind(columns.tokens)
+            .bind(columns.data)
+            .bind(columns.next_steps)
+            .bind(columns.statuses)
+            .bind(columns.run_types)
+            .bind(columns.bumps)
+            .bind(columns.release_after)
+            .bind(columns.failures)
+            .fetch_all(self.pool())
+            .await
     }
 
     /// Renews the leases of every `(job_id, token)` pair in one statement;

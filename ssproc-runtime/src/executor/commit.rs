@@ -1,0 +1,123 @@
+//! Group commit: the step outcomes of many attempts written in one
+//! statement.
+//!
+//! Each attempt hands its fenced write to the committer and waits for the
+//! answer about its own row before running its next step, so progress stays
+//! durable per step. What is shared is the statement, and so the commit and
+//! its WAL flush: while one batch is being written, the next one gathers.
+//! Nothing waits on a timer, so a lone write goes out at once.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::storage::{Store, Transition};
+
+/// Most writes in one statement.
+const MAX_BATCH: usize = 1000;
+
+/// Why a write did not land.
+pub(crate) type WriteError = Arc<sqlx::Error>;
+
+/// Applies attempts' writes: in batches through the committer task of a
+/// running executor, or one statement each.
+#[derive(Debug, Clone)]
+pub(crate) enum Writer {
+    Direct(Store),
+    Batched(mpsc::UnboundedSender<Request>),
+}
+
+#[derive(Debug)]
+pub(crate) struct Request {
+    job_id: String,
+    token: String,
+    transition: Transition,
+    reply: oneshot::Sender<Result<bool, WriteError>>,
+}
+
+impl Writer {
+    /// A writer batching through a new committer task on `store`. The task
+    /// ends once every clone of the writer is dropped.
+    pub(crate) fn spawn_batched(store: Store) -> Self {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        tokio::spawn(run(store, receiver));
+        Self::Batched(sender)
+    }
+
+    /// Applies `transition` to `job_id` fenced by `token`; `Ok(false)` when
+    /// the attempt no longer holds the job.
+    pub(crate) async fn apply(
+        &self,
+        job_id: &str,
+        token: &str,
+        transition: Transition,
+    ) -> Result<bool, WriteError> {
+        match self {
+            Self::Direct(store) => store
+                .job_transition(job_id, token, &transition)
+                .await
+                .map_err(Arc::new),
+            Self::Batched(sender) => {
+                let (reply, answer) = oneshot::channel();
+                let request = Request {
+                    job_id: job_id.to_owned(),
+                    token: token.to_owned(),
+                    transition,
+                    reply,
+                };
+                if sender.send(request).is_err() {
+                    return Err(Arc::new(sqlx::Error::PoolClosed));
+                }
+                answer
+                    .await
+                    .unwrap_or_else(|_| Err(Arc::new(sqlx::Error::PoolClosed)))
+            }
+        }
+    }
+}
+
+async fn run(store: Store, mut receiver: mpsc::UnboundedReceiver<Request>) {
+    let mut batch = Vec::new();
+    while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        flush(&store, &mut batch).await;
+    }
+}
+
+/// Writes `batch` in one statement and answers every request. When the
+/// statement fails, each write is retried alone, so one bad row cannot fail
+/// the others.
+async fn flush(store: &Store, batch: &mut Vec<Request>) {
+    let updates: Vec<(&str, &str, &Transition)> = batch
+        .iter()
+        .map(|r| (r.job_id.as_str(), r.token.as_str(), &r.transition))
+        .collect();
+    let result = store.job_transition_many(&updates).await;
+    drop(updates);
+    match result {
+        Ok(moved) => {
+            let moved: HashSet<(String, String)> = moved.into_iter().collect();
+            tracing::trace!(count = batch.len(), "job writes committed");
+            for request in batch.drain(..) {
+                let landed = moved.contains(&(request.job_id, request.token));
+                let _ = request.reply.send(Ok(landed));
+            }
+        }
+        Err(error) if batch.len() > 1 => {
+            tracing::debug!(%error, count = batch.len(), "batched job write failed, writing one by one");
+            for request in batch.drain(..) {
+                let result = store
+                    .job_transition(&request.job_id, &request.token, &request.transition)
+                    .await
+                    .map_err(Arc::new);
+                let _ = request.reply.send(result);
+            }
+        }
+        Err(error) => {
+            let error = Arc::new(error);
+            for request in batch.drain(..) {
+                let _ = request.reply.send(Err(Arc::clone(&error)));
+            }
+        }
+    }
+}
