@@ -237,3 +237,52 @@ async fn execute_and_wait_compensates_a_permanent_failure_in_place() {
     );
     assert_eq!(executed.data.trail, ["s0", "c1", "c0"]);
 }
+
+#[tokio::test]
+async fn register_many_inserts_all_or_nothing() {
+    let db = test_db("register_many").await;
+    let client = Client::<Single>::new(db.pool.clone(), db.table.clone());
+    let batch: Vec<Trail> = (0..500).map(|i| Trail::new(format!("m{i}"))).collect();
+    client.register_many(&batch, StartAt::Now).await.unwrap();
+    let count = || async {
+        let sql = format!("SELECT count(*) FROM {}.jobs", db.schema);
+        sqlx::query_scalar::<_, i64>(&sql)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap()
+    };
+    assert_eq!(count().await, 500);
+
+    // One id exists already: nothing of the batch is written, and the
+    // caller's transaction goes on.
+    let clash: Vec<Trail> = ["n1", "m7", "n2"].into_iter().map(Trail::new).collect();
+    let mut tx = db.pool.begin().await.unwrap();
+    let error = client
+        .register_many_in(&mut tx, &clash, StartAt::Now)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, RegisterError::DuplicateJobId { job_id } if job_id == "m7"),
+        "{error:?}"
+    );
+    client
+        .register_in(&mut tx, &Trail::new("n3"), StartAt::Now)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(count().await, 501);
+
+    let twice: Vec<Trail> = ["p1", "p1"].into_iter().map(Trail::new).collect();
+    let error = client
+        .register_many(&twice, StartAt::Now)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, RegisterError::DuplicateJobId { .. }));
+    assert_eq!(count().await, 501);
+
+    let script = Script::succeed();
+    let (client, handle) = start(&db, Single::new(&script), fast_config()).await;
+    wait_terminal(&client, "m499", DEADLINE).await;
+    wait_terminal(&client, "m0", DEADLINE).await;
+    handle.shutdown().await;
+}

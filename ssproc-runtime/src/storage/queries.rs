@@ -14,6 +14,7 @@ use crate::job::{Failure, Job, JobStatus, RunType};
 /// Statement texts for one table, built once per store.
 pub(super) struct Statements {
     job_insert: String,
+    job_insert_many: String,
     job_insert_claimed: String,
     job_claim_many: String,
     job_save: String,
@@ -66,6 +67,33 @@ impl Statements {
 SELECT inserted.job_id::text
 FROM inserted
 CROSS JOIN LATERAL pg_notify($6, inserted.process_id::text) AS notified"
+            ),
+            job_insert_many: format!(
+                "WITH input AS (
+    SELECT *
+    FROM unnest($1::text[], $2::text[]) AS i(job_id, job_data)
+),
+existing AS (
+    SELECT t.job_id::text
+    FROM {table} AS t
+    JOIN input ON input.job_id = t.job_id
+    LIMIT 1
+),
+inserted AS (
+    INSERT INTO {table} (job_id, job_data, process_id, created_ts, start_after_ts, last_update_ts)
+    SELECT job_id, job_data, $3, now(), coalesce($4, now() + $5 * interval '1 second'), now()
+    FROM input
+    WHERE NOT EXISTS (SELECT 1 FROM existing)
+    ON CONFLICT (job_id) DO NOTHING
+    RETURNING 1
+),
+notified AS (
+    SELECT pg_notify($6, $3)
+    WHERE EXISTS (SELECT 1 FROM inserted)
+)
+SELECT (SELECT job_id FROM existing),
+    (SELECT count(*) FROM inserted),
+    (SELECT count(*) FROM notified)"
             ),
             job_insert_claimed: format!(
                 "INSERT INTO {table} (
@@ -293,6 +321,34 @@ impl Store {
             .fetch_optional(conn)
             .await?;
         Ok(inserted.is_some())
+    }
+
+    /// Inserts many ready jobs in one statement and notifies listeners once
+    /// on commit. Returns an id that exists already (then nothing was
+    /// inserted) and how many rows were inserted.
+    pub(crate) async fn job_insert_many(
+        &self,
+        conn: &mut PgConnection,
+        job_ids: &[String],
+        data: &[String],
+        process_id: &str,
+        due: Due,
+    ) -> Result<(Option<String>, i64), sqlx::Error> {
+        let (at, after) = match due {
+            Due::At(at) => (Some(at), 0.0),
+            Due::After(delay) => (None, seconds(delay)),
+        };
+        let (existing, inserted, _notified): (Option<String>, i64, i64) =
+            sqlx::query_as(&self.inner.sql.job_insert_many)
+                .bind(job_ids)
+                .bind(data)
+                .bind(process_id)
+                .bind(at)
+                .bind(after)
+                .bind(self.channel())
+                .fetch_one(conn)
+                .await?;
+        Ok((existing, inserted))
     }
 
     /// Inserts a job already claimed by the attempt `token`; `false` when the
