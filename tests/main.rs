@@ -1,1 +1,12 @@
+mod common;
 
+mod client_register;
+mod config_validation;
+mod executor_concurrency;
+mod executor_faults;
+mod executor_steps_changed;
+mod operations_admin;
+mod operations_filter;
+mod runtime_failures;
+mod runtime_steps;
+mod schema_validation;

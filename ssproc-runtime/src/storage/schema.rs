@@ -19,7 +19,9 @@ pub(crate) struct SchemaInfo {
 /// nullable column, `last_failure JSONB`, which holds why the last attempt
 /// failed. Beside it, a small `<table>_processes` table records the step
 /// names each process last started with, so that executors can refuse a
-/// step list that would move open jobs. Every statement uses
+/// step list that would move open jobs. Besides the two indexes validation
+/// requires, a partial index over ready jobs alone keeps claiming as fast
+/// on a table of millions of finished jobs as on an empty one. Every statement uses
 /// `IF NOT EXISTS`, so running it again is harmless and adds what a table
 /// made by the reference DDL lacks.
 ///
@@ -33,6 +35,7 @@ pub fn ddl(table: &JobTable) -> String {
     let quoted = quote_table(table);
     let open_index = quote_identifier(&index_name(table, "open"));
     let cleanup_index = quote_identifier(&index_name(table, "cleanup"));
+    let ready_index = quote_identifier(&index_name(table, "ready"));
     let registry = format!("{schema}.{}", quote_identifier(&registry_name(table)));
     format!(
         "CREATE SCHEMA IF NOT EXISTS {schema};
@@ -65,6 +68,10 @@ CREATE INDEX IF NOT EXISTS {open_index}
 
 CREATE INDEX IF NOT EXISTS {cleanup_index}
     ON {quoted} (process_id, status, end_ts);
+
+CREATE INDEX IF NOT EXISTS {ready_index}
+    ON {quoted} (process_id, start_after_ts)
+    WHERE status = 'ready';
 
 CREATE TABLE IF NOT EXISTS {registry} (
     process_id TEXT PRIMARY KEY,
