@@ -19,6 +19,8 @@ pub(crate) struct ProcessArgs {
     pub(crate) id: Option<LitStr>,
     /// The path generated code names the `ssproc` crate by.
     pub(crate) krate: Option<Path>,
+    /// Whether `id` was given at all, valid or not.
+    id_given: bool,
 }
 
 impl ProcessArgs {
@@ -27,7 +29,7 @@ impl ProcessArgs {
         let mut args = Self::default();
         let parser = |input: ParseStream| args.parse_list(input, diag);
         match parser.parse2(tokens) {
-            Ok(()) if args.id.is_none() => diag.error(
+            Ok(()) if !args.id_given => diag.error(
                 Span::call_site(),
                 "missing `id` argument, like `#[process(id = \"order-fulfilment\")]`",
             ),
@@ -42,14 +44,15 @@ impl ProcessArgs {
             let lookahead = input.lookahead1();
             if lookahead.peek(kw::id) {
                 let name = input.parse::<kw::id>()?;
-                input.parse::<Token![=]>()?;
+                expect_eq(input, name.span, "`id = \"...\"`")?;
+                self.id_given = true;
                 let value: syn::Expr = input.parse()?;
                 if let Some(id) = check_id(value, diag) {
                     set_once(&mut self.id, id, name.span, "id", diag);
                 }
             } else if lookahead.peek(Token![crate]) {
                 let name = input.parse::<Token![crate]>()?;
-                input.parse::<Token![=]>()?;
+                expect_eq(input, name.span, "`crate = path`")?;
                 let path = input.call(Path::parse_mod_style)?;
                 set_once(&mut self.krate, path, name.span, "crate", diag);
             } else if input.peek(Ident::peek_any) {
@@ -67,6 +70,16 @@ impl ProcessArgs {
             }
         }
         Ok(())
+    }
+}
+
+/// Reads the `=` after an argument name, or fails on the name.
+fn expect_eq(input: ParseStream, name: Span, usage: &str) -> syn::Result<()> {
+    if input.peek(Token![=]) {
+        input.parse::<Token![=]>()?;
+        Ok(())
+    } else {
+        Err(syn::Error::new(name, format_args!("expected {usage}")))
     }
 }
 
@@ -159,8 +172,13 @@ pub(crate) fn compensated_step(attr: &Attribute, diag: &mut Diag) -> Option<Iden
 /// `#[derive(JobData)]`.
 pub(crate) fn crate_attr(attr: &Attribute, diag: &mut Diag) -> Option<Path> {
     let parser = |input: ParseStream| -> syn::Result<Path> {
-        input.parse::<Token![crate]>()?;
-        input.parse::<Token![=]>()?;
+        if !input.peek(Token![crate]) && input.peek(Ident::peek_any) {
+            let name = input.call(Ident::parse_any)?;
+            let message = format!("unknown argument `{name}`, expected `crate = path`");
+            return Err(syn::Error::new(name.span(), message));
+        }
+        let name = input.parse::<Token![crate]>()?;
+        expect_eq(input, name.span, "`crate = path`")?;
         let path = input.call(Path::parse_mod_style)?;
         if !input.is_empty() {
             return Err(input.error("expected only `crate = path`"));

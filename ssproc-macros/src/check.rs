@@ -17,6 +17,7 @@ pub(crate) fn check(model: &Model, diag: &mut Diag) -> Option<Type> {
             path,
             "`#[process]` applies to an inherent impl block, not to a trait impl",
         );
+        return None;
     }
     if model.steps.is_empty() {
         diag.error_at(

@@ -1,7 +1,7 @@
 //! Code generation for `#[process]`: the impl block as written, plus the
 //! `Process` implementation that dispatches on the step index.
 
-use proc_macro2::{Literal, Span, TokenStream};
+use proc_macro2::{Group, Literal, Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::{Item, ItemImpl, LitStr, Path, Type};
@@ -77,17 +77,17 @@ fn implementation(
     let step_arms = model.steps.iter().enumerate().map(|(index, step)| {
         let index = Literal::usize_unsuffixed(index);
         let method = step.ident();
+        let boxed = respan(quote!(#private::Box::pin), method.span());
         quote_spanned! {method.span()=>
-            #index => #private::Box::pin(Self::#method(self, __ssproc_ctx, __ssproc_data)),
+            #index => #boxed(Self::#method(self, __ssproc_ctx, __ssproc_data)),
         }
     });
     let compensation_arms = model.steps.iter().enumerate().filter_map(|(index, step)| {
         let method = compensation_of(step.ident())?;
         let index = Literal::usize_unsuffixed(index);
+        let boxed = respan(quote!(#private::Box::pin), method.span());
         Some(quote_spanned! {method.span()=>
-            #index => #private::Some(
-                #private::Box::pin(Self::#method(self, __ssproc_ctx, __ssproc_data)),
-            ),
+            #index => #private::Some(#boxed(Self::#method(self, __ssproc_ctx, __ssproc_data))),
         })
     });
     let data_alias = quote_spanned!(data.span()=> type Data = #data;);
@@ -168,6 +168,24 @@ fn stub(block: &ItemImpl, data: &Type, krate: &Path) -> TokenStream {
             }
         };
     }
+}
+
+/// `tokens` with every span set to `span`, so that a compiler error about
+/// them lands on the user's tokens.
+pub(crate) fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut token| {
+            if let TokenTree::Group(group) = &token {
+                let mut inner = Group::new(group.delimiter(), respan(group.stream(), span));
+                inner.set_span(span);
+                token = TokenTree::Group(inner);
+            } else {
+                token.set_span(span);
+            }
+            token
+        })
+        .collect()
 }
 
 /// The span of the keyword that says what kind of item `item` is.

@@ -1,12 +1,13 @@
 //! `#[derive(JobData)]`: the job id is the `#[job_id]` field, displayed.
 
 use proc_macro2::TokenStream;
-use quote::{quote, quote_spanned};
+use quote::quote;
 use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Field, Fields, Path};
 
 use crate::args;
 use crate::diag::Diag;
+use crate::expand::respan;
 
 /// Expands `#[derive(JobData)]` on `input`.
 pub(crate) fn derive(input: TokenStream) -> TokenStream {
@@ -32,9 +33,7 @@ pub(crate) fn derive(input: TokenStream) -> TokenStream {
     let body = match field {
         Some(field) if diag.is_empty() => {
             let member = &field.ident;
-            quote_spanned! {field.ty.span()=>
-                #private::ToString::to_string(&self.#member)
-            }
+            respan(quote!(#private::display_id(&self.#member)), field.ty.span())
         }
         _ => quote!(#private::String::new()),
     };

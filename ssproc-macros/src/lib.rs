@@ -170,7 +170,7 @@ pub fn process(args: TokenStream, item: TokenStream) -> TokenStream {
 /// }
 /// ```
 ///
-/// The job id is the field's `ToString`, so any type that implements
+/// The job id is the field's `Display` text, so any type that implements
 /// `Display` works (a `String`, a `Uuid`, a number). The struct still needs
 /// serde's `Serialize` and `Deserialize`, which `JobData` requires.
 ///
@@ -187,7 +187,9 @@ pub fn process(args: TokenStream, item: TokenStream) -> TokenStream {
 /// - on the second `#[job_id]` when two fields have one; `#[job_id]` with
 ///   arguments; a malformed `#[ssproc(...)]`;
 /// - on the field's type, from the compiler, when it does not implement
-///   `Display`.
+///   `Display`;
+/// - from the compiler, when the struct does not implement serde's
+///   `Serialize` and `Deserialize`.
 ///
 /// # Generated code
 ///
@@ -196,7 +198,7 @@ pub fn process(args: TokenStream, item: TokenStream) -> TokenStream {
 ///     #[automatically_derived]
 ///     impl ::ssproc::JobData for Order {
 ///         fn job_id(&self) -> String {
-///             ToString::to_string(&self.order_id)
+///             display_id(&self.order_id) // the field's `to_string()`
 ///         }
 ///     }
 /// };

@@ -20,5 +20,12 @@ pub mod __private {
     pub use std::boxed::Box;
     pub use std::option::Option::{self, None, Some};
     pub use std::result::Result::Err;
-    pub use std::string::{String, ToString};
+    pub use std::string::String;
+
+    /// The job id of a `#[job_id]` field: its `Display` text. A function
+    /// rather than `ToString`, so that a field that does not display gets an
+    /// error naming `Display`.
+    pub fn display_id<T: ?Sized + std::fmt::Display>(id: &T) -> String {
+        id.to_string()
+    }
 }

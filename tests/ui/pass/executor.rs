@@ -1,7 +1,9 @@
 //! A process value goes straight into `Executor::new`.
 
 use serde::{Deserialize, Serialize};
-use ssproc::{process, Executor, ExecutorConfig, JobData, JobTable, StepContext, StepOutcome, StepResult};
+use ssproc::{
+    process, Executor, ExecutorConfig, JobData, JobTable, StepContext, StepOutcome, StepResult,
+};
 
 #[derive(Serialize, Deserialize, JobData)]
 struct Mail {
