@@ -239,3 +239,248 @@ fn last_segment_is(ty: &Type, name: &str) -> bool {
 fn same_type(a: &Type, b: &Type) -> bool {
     a.to_token_stream().to_string() == b.to_token_stream().to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use quote::ToTokens;
+    use syn::{parse_quote, ItemImpl};
+
+    use crate::diag::Diag;
+    use crate::model::Model;
+
+    /// The data type found and the messages of every error, in order.
+    fn run(block: ItemImpl) -> (Option<String>, Vec<String>) {
+        let mut diag = Diag::default();
+        let model = Model::read(&block, &mut diag);
+        let data = super::check(&model, &mut diag);
+        let messages = diag
+            .finish()
+            .into_iter()
+            .flat_map(|all| all.into_iter().map(|one| one.to_string()))
+            .collect();
+        (data.map(|ty| ty.to_token_stream().to_string()), messages)
+    }
+
+    fn errors(block: ItemImpl) -> Vec<String> {
+        run(block).1
+    }
+
+    #[test]
+    fn accepts_steps_and_compensations() {
+        let (data, errors) = run(parse_quote! {
+            impl Shop {
+                #[step]
+                async fn reserve(&self, ctx: &StepContext, order: &mut Order) -> StepResult {
+                    Ok(StepOutcome::Success)
+                }
+                #[compensate(reserve)]
+                async fn release(&self, _: &ssproc::StepContext, _: &mut Order)
+                    -> Result<StepOutcome, StepError> {
+                    Ok(StepOutcome::Success)
+                }
+                fn helper(&mut self) {}
+            }
+        });
+        assert_eq!(errors, Vec::<String>::new());
+        assert_eq!(data.as_deref(), Some("Order"));
+    }
+
+    #[test]
+    fn needs_a_step() {
+        assert_eq!(
+            errors(parse_quote!(impl Shop { fn helper(&self) {} })),
+            ["a process needs at least one `#[step]` method in this block"]
+        );
+    }
+
+    #[test]
+    fn rejects_trait_impls_alone() {
+        assert_eq!(
+            errors(parse_quote!(impl Default for Shop {})),
+            ["`#[process]` applies to an inherent impl block, not to a trait impl"]
+        );
+    }
+
+    #[test]
+    fn rejects_duplicate_steps() {
+        let errors = errors(parse_quote! {
+            impl Shop {
+                #[step]
+                async fn reserve(&self, c: &StepContext, d: &mut Order) -> StepResult { todo!() }
+                #[step]
+                async fn reserve(&self, c: &StepContext, d: &mut Order) -> StepResult { todo!() }
+            }
+        });
+        assert_eq!(errors, ["duplicate step `reserve`"]);
+    }
+
+    #[test]
+    fn rejects_dangling_and_doubled_compensations() {
+        let errors = errors(parse_quote! {
+            impl Shop {
+                #[step]
+                async fn reserve(&self, c: &StepContext, d: &mut Order) -> StepResult { todo!() }
+                #[compensate(reserve)]
+                async fn release(&self, c: &StepContext, d: &mut Order) -> StepResult { todo!() }
+                #[compensate(reserve)]
+                async fn again(&self, c: &StepContext, d: &mut Order) -> StepResult { todo!() }
+                #[compensate(charge)]
+                async fn refund(&self, c: &StepContext, d: &mut Order) -> StepResult { todo!() }
+            }
+        });
+        assert_eq!(
+            errors,
+            [
+                "step `reserve` already has a compensation: `release`",
+                "no `#[step]` named `charge` in this block",
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_bad_markers() {
+        let errors = errors(parse_quote! {
+            impl Shop {
+                #[step(x)]
+                async fn a(&self, c: &StepContext, d: &mut Order) -> StepResult { todo!() }
+                #[step]
+                #[step]
+                async fn b(&self, c: &StepContext, d: &mut Order) -> StepResult { todo!() }
+                #[step]
+                #[compensate(a)]
+                async fn c(&self, c: &StepContext, d: &mut Order) -> StepResult { todo!() }
+                #[compensate]
+                async fn d(&self, c: &StepContext, d: &mut Order) -> StepResult { todo!() }
+                #[compensate(a, b)]
+                async fn e(&self, c: &StepContext, d: &mut Order) -> StepResult { todo!() }
+                #[compensate(a)]
+                #[compensate(b)]
+                async fn f(&self, c: &StepContext, d: &mut Order) -> StepResult { todo!() }
+                #[step]
+                const G: u8 = 0;
+            }
+        });
+        assert_eq!(
+            errors,
+            [
+                "`#[step]` takes no arguments",
+                "duplicate `#[step]` attribute",
+                "a method cannot be both a step and a compensation",
+                "`#[compensate]` needs the name of the step it undoes, \
+                 like `#[compensate(reserve_stock)]`",
+                "expected the name of one step of this block",
+                "a method can compensate one step only, found a second `#[compensate]`",
+                "`#[step]` and `#[compensate]` apply to methods only",
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_bad_qualifiers() {
+        let errors = errors(parse_quote! {
+            impl Shop {
+                #[step]
+                fn a(&self, c: &StepContext, d: &mut Order) -> StepResult { todo!() }
+                #[step]
+                const async fn b(&self, c: &StepContext, d: &mut Order) -> StepResult { todo!() }
+                #[step]
+                async unsafe fn c(&self, c: &StepContext, d: &mut Order) -> StepResult { todo!() }
+                #[step]
+                async extern "C" fn d(&self, c: &StepContext, d: &mut Order) -> StepResult {
+                    todo!()
+                }
+                #[step]
+                async fn e<T>(&self, c: &StepContext, d: &mut Order) -> StepResult { todo!() }
+                #[compensate(a)]
+                async fn f(&self, c: &StepContext, d: &mut Order) -> StepResult where Self: Sized {
+                    todo!()
+                }
+            }
+        });
+        assert_eq!(
+            errors,
+            [
+                "a step must be `async`",
+                "a step cannot be `const`",
+                "a step cannot be `unsafe`",
+                "a step cannot have an `extern` ABI",
+                "a step cannot have generic parameters",
+                "a compensation cannot have a `where` clause",
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_bad_receivers_and_arguments() {
+        let errors = errors(parse_quote! {
+            impl Shop {
+                #[step]
+                async fn a(c: &StepContext, d: &mut Order) -> StepResult { todo!() }
+                #[step]
+                async fn b(&mut self, c: &StepContext, d: &mut Order) -> StepResult { todo!() }
+                #[step]
+                async fn c(self, c: &StepContext, d: &mut Order) -> StepResult { todo!() }
+                #[step]
+                async fn d(&self, c: &StepContext) -> StepResult { todo!() }
+                #[step]
+                async fn e(&self, c: &StepContext, d: &mut Order, x: u8) -> StepResult { todo!() }
+                #[step]
+                async fn f(&self, c: &mut StepContext, d: &mut Order) -> StepResult { todo!() }
+                #[step]
+                async fn g(&self, c: &StepContext, d: Order) -> StepResult { todo!() }
+                #[step]
+                async fn h() -> StepResult { todo!() }
+            }
+        });
+        let takes = "a step takes `&self, ctx: &StepContext, data: &mut Data`";
+        assert_eq!(
+            errors,
+            [
+                "a step takes `&self` first".to_owned(),
+                "a step takes `&self` as its receiver".to_owned(),
+                "a step takes `&self` as its receiver".to_owned(),
+                format!("missing arguments: {takes}"),
+                format!("too many arguments: {takes}"),
+                "expected `&StepContext`, the step context".to_owned(),
+                "expected the job data as `&mut Data`".to_owned(),
+                "a step takes `&self` first".to_owned(),
+                format!("missing arguments: {takes}"),
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_bad_return_types() {
+        let errors = errors(parse_quote! {
+            impl Shop {
+                #[step]
+                async fn a(&self, c: &StepContext, d: &mut Order) {}
+                #[step]
+                async fn b(&self, c: &StepContext, d: &mut Order) -> Result<(), String> { todo!() }
+                #[step]
+                async fn c(&self, c: &StepContext, d: &mut Order) -> StepResult<u8> { todo!() }
+                #[step]
+                async fn d(&self, c: &StepContext, d: &mut Order)
+                    -> Result<StepOutcome, StepError, X> { todo!() }
+            }
+        });
+        assert_eq!(errors, ["a step must return `ssproc::StepResult`"; 4]);
+    }
+
+    #[test]
+    fn rejects_disagreeing_data_types() {
+        let (data, errors) = run(parse_quote! {
+            impl Shop {
+                #[step]
+                async fn a(&self, c: &StepContext, d: &mut Order) -> StepResult { todo!() }
+                #[compensate(a)]
+                async fn b(&self, c: &StepContext, d: &mut Invoice) -> StepResult { todo!() }
+            }
+        });
+        assert_eq!(data.as_deref(), Some("Order"));
+        assert_eq!(
+            errors,
+            ["every step and compensation must take the same job data type, expected `Order`"]
+        );
+    }
+}
