@@ -159,7 +159,12 @@ pub(crate) fn compensated_step(attr: &Attribute, diag: &mut Diag) -> Option<Iden
             return None;
         }
     };
-    match syn::parse2::<Ident>(list.tokens.clone()) {
+    let one_name = |input: ParseStream| {
+        let name = input.call(Ident::parse_any)?;
+        input.parse::<Option<Token![,]>>()?;
+        Ok(name)
+    };
+    match one_name.parse2(list.tokens.clone()) {
         Ok(step) => Some(step),
         Err(_) => {
             diag.error_at(&list.tokens, "expected the name of one step of this block");

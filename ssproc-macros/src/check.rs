@@ -27,27 +27,24 @@ pub(crate) fn check(model: &Model, diag: &mut Diag) -> Option<Type> {
     }
     let mut steps = HashMap::new();
     for step in &model.steps {
-        let name = step.ident().to_string();
-        if steps.insert(name, ()).is_some() {
-            diag.error_at(
-                step.ident(),
-                format_args!("duplicate step `{}`", step.ident()),
-            );
+        let name = step.name();
+        if steps.insert(name.clone(), ()).is_some() {
+            diag.error_at(step.ident(), format_args!("duplicate step `{name}`"));
         }
     }
     let mut compensated = HashMap::new();
     for compensation in &model.compensations {
         let step = &compensation.step;
-        let name = step.to_string();
+        let name = compensation.step_name();
         if !steps.contains_key(&name) {
             diag.error_at(
                 step,
-                format_args!("no `#[step]` named `{step}` in this block"),
+                format_args!("no `#[step]` named `{name}` in this block"),
             );
-        } else if let Some(first) = compensated.insert(name, compensation.method.ident()) {
+        } else if let Some(first) = compensated.insert(name.clone(), compensation.method.name()) {
             diag.error_at(
                 step,
-                format_args!("step `{step}` already has a compensation: `{first}`"),
+                format_args!("step `{name}` already has a compensation: `{first}`"),
             );
         }
     }

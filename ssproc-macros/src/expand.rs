@@ -62,18 +62,19 @@ fn implementation(
     let names = model
         .steps
         .iter()
-        .map(|step| LitStr::new(&step.ident().to_string(), step.ident().span()));
-    let compensation_of = |name: &syn::Ident| {
+        .map(|step| LitStr::new(&step.name(), step.ident().span()));
+    let compensation_of = |step: &model::Method| {
+        let name = step.name();
         model
             .compensations
             .iter()
-            .find(|compensation| compensation.step == *name)
+            .find(|compensation| compensation.step_name() == name)
             .map(|compensation| compensation.method.ident())
     };
     let compensated = model
         .steps
         .iter()
-        .map(|step| compensation_of(step.ident()).is_some());
+        .map(|step| compensation_of(step).is_some());
     let step_arms = model.steps.iter().enumerate().map(|(index, step)| {
         let index = Literal::usize_unsuffixed(index);
         let method = step.ident();
@@ -83,7 +84,7 @@ fn implementation(
         }
     });
     let compensation_arms = model.steps.iter().enumerate().filter_map(|(index, step)| {
-        let method = compensation_of(step.ident())?;
+        let method = compensation_of(step)?;
         let index = Literal::usize_unsuffixed(index);
         let boxed = respan(quote!(#private::Box::pin), method.span());
         Some(quote_spanned! {method.span()=>

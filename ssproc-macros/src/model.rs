@@ -1,6 +1,7 @@
 //! The macro's own picture of a `#[process]` block: its steps and
 //! compensations in declaration order, each keeping its tokens for spans.
 
+use syn::ext::IdentExt;
 use syn::{Attribute, Ident, ImplItem, ItemImpl, Path, Signature, Type};
 
 use crate::args;
@@ -30,6 +31,13 @@ pub(crate) struct Compensation {
     pub(crate) method: Method,
     /// The step it undoes, as written in the attribute.
     pub(crate) step: Ident,
+}
+
+impl Compensation {
+    /// The name of the step it undoes, without any `r#`.
+    pub(crate) fn step_name(&self) -> String {
+        self.step.unraw().to_string()
+    }
 }
 
 /// What an attribute of a method says about it.
@@ -76,6 +84,11 @@ impl Method {
     /// The method's name.
     pub(crate) fn ident(&self) -> &Ident {
         &self.sig.ident
+    }
+
+    /// The step name: the method's name without any `r#`.
+    pub(crate) fn name(&self) -> String {
+        self.sig.ident.unraw().to_string()
     }
 }
 

@@ -1,5 +1,7 @@
 //! The `crate` arguments: generated code names `ssproc` through a re-export.
 
+#![deny(warnings)]
+
 mod platform {
     pub use ssproc as saga;
 }

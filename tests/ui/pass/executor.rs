@@ -1,5 +1,7 @@
 //! A process value goes straight into `Executor::new`.
 
+#![deny(warnings)]
+
 use serde::{Deserialize, Serialize};
 use ssproc::{
     process, Executor, ExecutorConfig, JobData, JobTable, StepContext, StepOutcome, StepResult,

@@ -1,5 +1,7 @@
 //! A generic impl block becomes a generic process implementation.
 
+#![deny(warnings)]
+
 use std::marker::PhantomData;
 
 use serde::{Deserialize, Serialize};

@@ -1,6 +1,8 @@
 //! The order-fulfilment shape: steps in order, compensations declared
 //! before and after their step, a step without one, other items untouched.
 
+#![deny(warnings)]
+
 use serde::{Deserialize, Serialize};
 use ssproc::{process, JobData, Process, StepContext, StepError, StepOutcome, StepResult};
 

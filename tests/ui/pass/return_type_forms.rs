@@ -1,6 +1,8 @@
 //! Every accepted way of naming the context and the result type, patterns
 //! in argument position, and a receiver written as `self: &Self`.
 
+#![deny(warnings)]
+
 use serde::{Deserialize, Serialize};
 use ssproc::{Process, StepError, StepOutcome};
 
