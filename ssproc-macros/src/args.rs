@@ -202,3 +202,57 @@ pub(crate) fn crate_attr(attr: &Attribute, diag: &mut Diag) -> Option<Path> {
 fn path_name(path: &Path) -> String {
     path.get_ident().map(Ident::to_string).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use quote::{quote, ToTokens};
+
+    use super::ProcessArgs;
+    use crate::diag::Diag;
+
+    fn parse(tokens: proc_macro2::TokenStream) -> (ProcessArgs, Vec<String>) {
+        let mut diag = Diag::default();
+        let args = ProcessArgs::parse(tokens, &mut diag);
+        let messages = diag
+            .finish()
+            .into_iter()
+            .flat_map(|all| all.into_iter().map(|one| one.to_string()))
+            .collect();
+        (args, messages)
+    }
+
+    #[test]
+    fn reads_id_and_crate_in_any_order() {
+        let (args, errors) = parse(quote!(crate = ::my::ssproc, id = "orders",));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(args.id.map(|id| id.value()).as_deref(), Some("orders"));
+        let krate = args.krate.map(|path| path.to_token_stream().to_string());
+        assert_eq!(krate.as_deref(), Some(":: my :: ssproc"));
+    }
+
+    #[test]
+    fn reports_every_bad_argument() {
+        let (args, errors) = parse(quote!(id = "", retries = 3, id = 7, crate = a, crate = b));
+        assert!(args.id.is_none());
+        assert_eq!(
+            errors,
+            [
+                "`id` must not be empty",
+                "unknown argument `retries`, expected `id` or `crate`",
+                "expected a string literal for `id`, like `id = \"order-fulfilment\"`",
+                "duplicate `crate` argument",
+            ]
+        );
+    }
+
+    #[test]
+    fn requires_id() {
+        let (_, errors) = parse(quote!());
+        assert_eq!(
+            errors,
+            ["missing `id` argument, like `#[process(id = \"order-fulfilment\")]`"]
+        );
+        let (_, errors) = parse(quote!(id));
+        assert_eq!(errors, ["expected `id = \"...\"`"]);
+    }
+}

@@ -7,6 +7,9 @@ use quote::ToTokens;
 
 /// Gathers the errors found while reading and checking an input, so that all
 /// of them reach the user at once instead of one per compile.
+///
+/// Dropping a collector that still holds errors is a bug in the macro (the
+/// errors would be lost), so it panics.
 #[derive(Default)]
 pub(crate) struct Diag {
     errors: Vec<syn::Error>,
@@ -35,11 +38,13 @@ impl Diag {
 
     /// All errors as one, or `None` when there were none.
     #[must_use]
-    pub(crate) fn finish(self) -> Option<syn::Error> {
-        self.errors.into_iter().reduce(|mut all, next| {
-            all.combine(next);
-            all
-        })
+    pub(crate) fn finish(mut self) -> Option<syn::Error> {
+        std::mem::take(&mut self.errors)
+            .into_iter()
+            .reduce(|mut all, next| {
+                all.combine(next);
+                all
+            })
     }
 
     /// All errors as `compile_error!` invocations; empty when there were none.
@@ -47,5 +52,16 @@ impl Diag {
         self.finish()
             .map(|error| error.to_compile_error())
             .unwrap_or_default()
+    }
+}
+
+impl Drop for Diag {
+    fn drop(&mut self) {
+        if !self.errors.is_empty() && !std::thread::panicking() {
+            panic!(
+                "ssproc-macros dropped {} unreported errors",
+                self.errors.len()
+            );
+        }
     }
 }

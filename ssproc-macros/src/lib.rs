@@ -79,12 +79,14 @@ use proc_macro::TokenStream;
 /// every step and compensation of the block takes the same one, and it
 /// becomes `Process::Data`.
 ///
-/// - `#[step]` marks a step. Its name is the method's name, and its index is
-///   its position among the steps of the block. Jobs store that index, so
-///   reordering, inserting or removing steps moves jobs that are under way.
+/// - `#[step]` marks a step. Its name is the method's name (without `r#`
+///   for a raw identifier), and its index is its position among the steps
+///   of the block. Jobs store that index, so reordering, inserting or
+///   removing steps moves jobs that are under way.
 /// - `#[compensate(step)]` marks the compensation of the step named `step`,
-///   declared anywhere in the block. A step has at most one compensation;
-///   steps without one are skipped when compensating.
+///   declared anywhere in the block; `step` may be written plain or raw
+///   (`#[compensate(r#move)]`). A step has at most one compensation; steps
+///   without one are skipped when compensating.
 ///
 /// # Compile errors
 ///
