@@ -1,0 +1,22 @@
+//! `id` without a value.
+
+use serde::{Deserialize, Serialize};
+use ssproc::{process, JobData, StepContext, StepOutcome, StepResult};
+
+#[derive(Serialize, Deserialize, JobData)]
+struct Order {
+    #[job_id]
+    id: String,
+}
+
+struct Shop;
+
+#[process(id)]
+impl Shop {
+    #[step]
+    async fn reserve(&self, _ctx: &StepContext, _order: &mut Order) -> StepResult {
+        Ok(StepOutcome::Success)
+    }
+}
+
+fn main() {}

@@ -1,0 +1,10 @@
+//! `#[process]` on a function.
+
+use ssproc::process;
+
+#[process(id = "shop")]
+async fn reserve() {}
+
+fn main() {
+    let _ = reserve();
+}

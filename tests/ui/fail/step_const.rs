@@ -1,0 +1,22 @@
+//! A `const` step.
+
+use serde::{Deserialize, Serialize};
+use ssproc::{process, JobData, StepContext, StepOutcome, StepResult};
+
+#[derive(Serialize, Deserialize, JobData)]
+struct Order {
+    #[job_id]
+    id: String,
+}
+
+struct Shop;
+
+#[process(id = "shop")]
+impl Shop {
+    #[step]
+    const fn reserve(&self, _ctx: &StepContext, _order: &mut Order) -> StepResult {
+        Ok(StepOutcome::Success)
+    }
+}
+
+fn main() {}

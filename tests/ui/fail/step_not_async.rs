@@ -1,0 +1,22 @@
+//! A step that is not `async`.
+
+use serde::{Deserialize, Serialize};
+use ssproc::{process, JobData, StepContext, StepOutcome, StepResult};
+
+#[derive(Serialize, Deserialize, JobData)]
+struct Order {
+    #[job_id]
+    id: String,
+}
+
+struct Shop;
+
+#[process(id = "shop")]
+impl Shop {
+    #[step]
+    fn reserve(&self, _ctx: &StepContext, _order: &mut Order) -> StepResult {
+        Ok(StepOutcome::Success)
+    }
+}
+
+fn main() {}
