@@ -12,6 +12,7 @@
 //! on this machine and removes it afterwards. It prints each order's final
 //! status and exits non-zero unless every job ended as expected.
 
+#[allow(dead_code)]
 #[path = "../tests/common/postgres.rs"]
 mod postgres;
 
@@ -23,24 +24,19 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use ssproc::{
-    Client, Executor, ExecutorConfig, JobData, JobStatus, JobTable, Process, StartAt,
-    StepContext, StepError, StepFuture, StepOutcome, StepResult,
+    process, Client, Executor, ExecutorConfig, JobData, JobStatus, JobTable, StartAt, StepContext,
+    StepError, StepOutcome, StepResult,
 };
 
 /// The job data: what the steps need to know about one order.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JobData)]
 struct Order {
+    #[job_id]
     order_id: String,
     sku: String,
     quantity: i32,
     amount_cents: i64,
     card: String,
-}
-
-impl JobData for Order {
-    fn job_id(&self) -> String {
-        self.order_id.clone()
-    }
 }
 
 /// A card processor that declines one card and fails a few charges first.
@@ -78,9 +74,11 @@ struct Fulfilment {
     payments: Payments,
 }
 
+#[process(id = "order-fulfilment")]
 impl Fulfilment {
     /// Takes the stock and marks the order reserved, in one transaction; a
     /// retry after a crash finds the order reserved and does nothing.
+    #[step]
     async fn reserve_stock(&self, _ctx: &StepContext, order: &mut Order) -> StepResult {
         let mut tx = self.shop.begin().await?;
         let marked = sqlx::query(
@@ -98,13 +96,17 @@ impl Fulfilment {
             .execute(&mut *tx)
             .await?;
             if taken.rows_affected() == 0 {
-                return Err(StepError::permanent(format!("{} is out of stock", order.sku)));
+                return Err(StepError::permanent(format!(
+                    "{} is out of stock",
+                    order.sku
+                )));
             }
         }
         tx.commit().await?;
         Ok(StepOutcome::Success)
     }
 
+    #[compensate(reserve_stock)]
     async fn release_stock(&self, _ctx: &StepContext, order: &mut Order) -> StepResult {
         let mut tx = self.shop.begin().await?;
         let marked = sqlx::query(
@@ -124,10 +126,13 @@ impl Fulfilment {
         Ok(StepOutcome::Success)
     }
 
+    #[step]
     async fn charge(&self, _ctx: &StepContext, order: &mut Order) -> StepResult {
         match self.payments.charge(order) {
             Ok(()) => {}
-            Err(declined @ PaymentError::Declined(_)) => return Err(StepError::permanent(declined)),
+            Err(declined @ PaymentError::Declined(_)) => {
+                return Err(StepError::permanent(declined))
+            }
             Err(other) => return Err(other.into()),
         }
         sqlx::query("UPDATE shop_orders SET charged_cents = $2 WHERE order_id = $1")
@@ -138,6 +143,7 @@ impl Fulfilment {
         Ok(StepOutcome::Success)
     }
 
+    #[compensate(charge)]
     async fn refund(&self, _ctx: &StepContext, order: &mut Order) -> StepResult {
         sqlx::query("UPDATE shop_orders SET charged_cents = 0 WHERE order_id = $1")
             .bind(&order.order_id)
@@ -146,41 +152,13 @@ impl Fulfilment {
         Ok(StepOutcome::Success)
     }
 
+    #[step]
     async fn ship(&self, _ctx: &StepContext, order: &mut Order) -> StepResult {
         sqlx::query("UPDATE shop_orders SET status = 'shipped' WHERE order_id = $1")
             .bind(&order.order_id)
             .execute(&self.shop)
             .await?;
         Ok(StepOutcome::Success)
-    }
-}
-
-impl Process for Fulfilment {
-    type Data = Order;
-    const ID: &'static str = "order-fulfilment";
-    const STEPS: &'static [&'static str] = &["reserve_stock", "charge", "ship"];
-    const COMPENSATED: &'static [bool] = &[true, true, false];
-
-    fn run_step<'a>(&'a self, step: usize, ctx: &'a StepContext, order: &'a mut Order) -> StepFuture<'a> {
-        match step {
-            0 => Box::pin(self.reserve_stock(ctx, order)),
-            1 => Box::pin(self.charge(ctx, order)),
-            2 => Box::pin(self.ship(ctx, order)),
-            _ => Box::pin(async move { Err(ssproc::step_out_of_range(step)) }),
-        }
-    }
-
-    fn run_compensation<'a>(
-        &'a self,
-        step: usize,
-        ctx: &'a StepContext,
-        order: &'a mut Order,
-    ) -> Option<StepFuture<'a>> {
-        match step {
-            0 => Some(Box::pin(self.release_stock(ctx, order))),
-            1 => Some(Box::pin(self.refund(ctx, order))),
-            _ => None,
-        }
     }
 }
 
@@ -198,7 +176,10 @@ INSERT INTO shop_stock VALUES ('teapot', 100), ('kettle', 100);
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Logs go to stderr, so that stdout holds the orders' statuses alone.
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "warn,ssproc_runtime=info".into()),
@@ -219,17 +200,20 @@ async fn run() -> Result<bool, Box<dyn std::error::Error>> {
     let pool = PgPool::connect(&url).await?;
     let table = JobTable::new("public", "order_fulfilment_jobs")?;
     sqlx::raw_sql(SHOP_SCHEMA).execute(&pool).await?;
-    sqlx::query(&format!("DROP TABLE IF EXISTS public.{}", table.table())).execute(&pool).await?;
+    sqlx::query(&format!("DROP TABLE IF EXISTS public.{}", table.table()))
+        .execute(&pool)
+        .await?;
     ssproc::migrate(&pool, &table).await?;
 
-    let config = ExecutorConfig {
-        name: "example".to_owned(),
-        sweep_interval: Duration::from_secs(1),
-        retry_backoff_base: Duration::from_millis(100),
-        retry_backoff_max: Duration::from_secs(1),
-        ..ExecutorConfig::default()
+    let mut config = ExecutorConfig::default();
+    config.name = "example".to_owned();
+    config.sweep_interval = Duration::from_secs(1);
+    config.retry_backoff_base = Duration::from_millis(100);
+    config.retry_backoff_max = Duration::from_secs(1);
+    let process = Fulfilment {
+        shop: pool.clone(),
+        payments: Payments::default(),
     };
-    let process = Fulfilment { shop: pool.clone(), payments: Payments::default() };
     let executor = Executor::new(pool.clone(), table.clone(), process, config)?;
     let handle = executor.start().await?;
     let client = Client::<Fulfilment>::new(pool.clone(), table);
@@ -258,7 +242,11 @@ async fn run() -> Result<bool, Box<dyn std::error::Error>> {
             .await?;
         client.register_in(&mut tx, &order, StartAt::Now).await?;
         tx.commit().await?;
-        let status = if n == 2 { JobStatus::Compensated } else { JobStatus::Done };
+        let status = if n == 2 {
+            JobStatus::Compensated
+        } else {
+            JobStatus::Done
+        };
         expected.push((order.order_id, status));
     }
 
@@ -277,7 +265,11 @@ async fn run() -> Result<bool, Box<dyn std::error::Error>> {
                 .bind(order_id)
                 .fetch_one(&pool)
                 .await?;
-        let reason = job.last_failure.as_ref().map(|f| f.message.as_str()).unwrap_or("-");
+        let reason = job
+            .last_failure
+            .as_ref()
+            .map(|f| f.message.as_str())
+            .unwrap_or("-");
         println!(
             "{order_id}: job {status:<11} attempts {attempts}  order {shop_status:<8} charged {charged:>6}  last failure: {reason}",
             status = job.status,

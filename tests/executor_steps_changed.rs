@@ -5,7 +5,7 @@ use std::time::Duration;
 use ssproc::{Client, Executor, StartAt, StartError};
 
 use crate::common::harness::{fast_config, with};
-use crate::common::scripted::{Script, Scripted, Trail};
+use crate::common::scripted::{Plain, Script, Trail, Two};
 use crate::common::test_db;
 
 #[tokio::test]
@@ -14,24 +14,19 @@ async fn reordering_under_open_jobs_is_refused_unless_allowed() {
     let script = Script::succeed();
     let start = |allow: bool| {
         let config = with(|c| c.allow_step_changes = allow);
-        let executor = Executor::new(
-            db.pool.clone(),
-            db.table.clone(),
-            Scripted::<2, 0>::new(&script),
-            config,
-        );
+        let executor = Executor::new(db.pool.clone(), db.table.clone(), Two::new(&script), config);
         async move { executor.unwrap().start().await }
     };
     // Record a three-step list, and leave a job open at step 1.
     let three = Executor::new(
         db.pool.clone(),
         db.table.clone(),
-        Scripted::<3, 0>::new(&script),
+        Plain::new(&script),
         fast_config(),
     )
     .unwrap();
     three.start().await.unwrap().shutdown().await;
-    let client = Client::<Scripted<3, 0>>::new(db.pool.clone(), db.table.clone());
+    let client = Client::<Plain>::new(db.pool.clone(), db.table.clone());
     client
         .register_at(
             &Trail::new("open"),

@@ -6,7 +6,7 @@ use std::time::Duration;
 use ssproc::{ExecutorConfig, FailureKind, JobStatus, RunType};
 
 use crate::common::harness::{start, wait_terminal, with};
-use crate::common::scripted::{Act, Plain, Saga, Script, Scripted, Trail};
+use crate::common::scripted::{Act, Plain, Saga, Script, SkipMiddle, Trail};
 use crate::common::test_db;
 
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -109,7 +109,7 @@ async fn steps_without_compensation_are_skipped() {
         _ => Act::Succeed,
     });
     // Steps 0 and 2 have compensations, step 1 has none.
-    let (client, handle) = start(&db, Scripted::<3, 0b101>::new(&script), limits(2, 2)).await;
+    let (client, handle) = start(&db, SkipMiddle::new(&script), limits(2, 2)).await;
     client.register(&Trail::new("j1")).await.unwrap();
     let job = wait_terminal(&client, "j1", DEADLINE).await;
     handle.shutdown().await;

@@ -1,22 +1,21 @@
-//! A process whose steps do what each test scripts, and count their calls.
+//! Processes whose steps do what each test scripts, and count their calls.
 //!
-//! `Scripted<N, C>` has `N` steps named `s0`, `s1`, ...; bit `i` of `C` says
-//! whether step `i` has a compensation. What each call does comes from the
-//! test's [`Script`].
+//! Each shape (one step, three steps with compensations, ...) is a process
+//! written with `#[process]` whose steps `s0`, `s1`, ... and compensations
+//! all hand over to the test's [`Script`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use ssproc::{
-    JobData, Process, RunType, StepContext, StepError, StepFuture, StepOutcome, StepResult,
-};
+use ssproc::{process, JobData, RunType, StepContext, StepError, StepOutcome, StepResult};
 
 /// The data of a scripted job: its id, the trail of steps that succeeded,
 /// and a counter tests can bump.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JobData)]
 pub struct Trail {
+    #[job_id]
     pub id: String,
     pub trail: Vec<String>,
     pub value: i64,
@@ -28,12 +27,6 @@ impl Trail {
             id: id.into(),
             ..Self::default()
         }
-    }
-}
-
-impl JobData for Trail {
-    fn job_id(&self) -> String {
-        self.id.clone()
     }
 }
 
@@ -129,7 +122,7 @@ impl Script {
         counts
     }
 
-    async fn act(&self, ctx: &StepContext, data: &mut Trail) -> StepResult {
+    pub async fn act(&self, ctx: &StepContext, data: &mut Trail) -> StepResult {
         let call = {
             let mut log = self.log.lock().expect("script log poisoned");
             let earlier = log
@@ -188,66 +181,132 @@ impl Script {
     }
 }
 
-/// `N` scripted steps; bit `i` of `C` gives step `i` a compensation.
-pub struct Scripted<const N: usize, const C: u8> {
-    pub script: Arc<Script>,
+/// The processes the tests run, written with `#[process]`: every step and
+/// compensation hands over to the script.
+macro_rules! scripted {
+    ($($(#[$doc:meta])* $name:ident;)*) => {$(
+        $(#[$doc])*
+        pub struct $name {
+            pub script: Arc<Script>,
+        }
+
+        impl $name {
+            pub fn new(script: &Arc<Script>) -> Self {
+                Self { script: Arc::clone(script) }
+            }
+        }
+    )*};
 }
 
-impl<const N: usize, const C: u8> Scripted<N, C> {
-    pub fn new(script: &Arc<Script>) -> Self {
-        Self {
-            script: Arc::clone(script),
-        }
-    }
+scripted! {
+    /// One step, no compensation.
+    Single;
+    /// Two steps, no compensation.
+    Two;
+    /// Three steps, no compensation.
+    Plain;
+    /// Three steps, each with a compensation.
+    Saga;
+    /// Three steps; steps 0 and 2 have a compensation, step 1 has none.
+    SkipMiddle;
 }
 
-const NAMES: [&str; 5] = ["s0", "s1", "s2", "s3", "s4"];
-const FLAGS: [[bool; 5]; 8] = {
-    let mut flags = [[false; 5]; 8];
-    let mut c = 0;
-    while c < 8 {
-        let mut i = 0;
-        while i < 3 {
-            flags[c][i] = c & (1 << i) != 0;
-            i += 1;
-        }
-        c += 1;
-    }
-    flags
-};
-
-impl<const N: usize, const C: u8> Process for Scripted<N, C> {
-    type Data = Trail;
-    const ID: &'static str = "scripted";
-    const STEPS: &'static [&'static str] = NAMES.split_at(N).0;
-    const COMPENSATED: &'static [bool] = FLAGS[C as usize].split_at(N).0;
-
-    fn run_step<'a>(
-        &'a self,
-        _: usize,
-        ctx: &'a StepContext,
-        data: &'a mut Trail,
-    ) -> StepFuture<'a> {
-        Box::pin(self.script.act(ctx, data))
-    }
-
-    fn run_compensation<'a>(
-        &'a self,
-        step: usize,
-        ctx: &'a StepContext,
-        data: &'a mut Trail,
-    ) -> Option<StepFuture<'a>> {
-        if Self::COMPENSATED[step] {
-            Some(Box::pin(self.script.act(ctx, data)))
-        } else {
-            None
-        }
+#[process(id = "scripted")]
+impl Single {
+    #[step]
+    async fn s0(&self, ctx: &StepContext, data: &mut Trail) -> StepResult {
+        self.script.act(ctx, data).await
     }
 }
 
-/// Three steps, each with a compensation.
-pub type Saga = Scripted<3, 0b111>;
-/// Three steps, no compensation.
-pub type Plain = Scripted<3, 0>;
-/// One step, no compensation.
-pub type Single = Scripted<1, 0>;
+#[process(id = "scripted")]
+impl Two {
+    #[step]
+    async fn s0(&self, ctx: &StepContext, data: &mut Trail) -> StepResult {
+        self.script.act(ctx, data).await
+    }
+
+    #[step]
+    async fn s1(&self, ctx: &StepContext, data: &mut Trail) -> StepResult {
+        self.script.act(ctx, data).await
+    }
+}
+
+#[process(id = "scripted")]
+impl Plain {
+    #[step]
+    async fn s0(&self, ctx: &StepContext, data: &mut Trail) -> StepResult {
+        self.script.act(ctx, data).await
+    }
+
+    #[step]
+    async fn s1(&self, ctx: &StepContext, data: &mut Trail) -> StepResult {
+        self.script.act(ctx, data).await
+    }
+
+    #[step]
+    async fn s2(&self, ctx: &StepContext, data: &mut Trail) -> StepResult {
+        self.script.act(ctx, data).await
+    }
+}
+
+#[process(id = "scripted")]
+impl Saga {
+    #[step]
+    async fn s0(&self, ctx: &StepContext, data: &mut Trail) -> StepResult {
+        self.script.act(ctx, data).await
+    }
+
+    #[compensate(s0)]
+    async fn c0(&self, ctx: &StepContext, data: &mut Trail) -> StepResult {
+        self.script.act(ctx, data).await
+    }
+
+    #[step]
+    async fn s1(&self, ctx: &StepContext, data: &mut Trail) -> StepResult {
+        self.script.act(ctx, data).await
+    }
+
+    #[compensate(s1)]
+    async fn c1(&self, ctx: &StepContext, data: &mut Trail) -> StepResult {
+        self.script.act(ctx, data).await
+    }
+
+    #[step]
+    async fn s2(&self, ctx: &StepContext, data: &mut Trail) -> StepResult {
+        self.script.act(ctx, data).await
+    }
+
+    #[compensate(s2)]
+    async fn c2(&self, ctx: &StepContext, data: &mut Trail) -> StepResult {
+        self.script.act(ctx, data).await
+    }
+}
+
+#[process(id = "scripted")]
+impl SkipMiddle {
+    #[step]
+    async fn s0(&self, ctx: &StepContext, data: &mut Trail) -> StepResult {
+        self.script.act(ctx, data).await
+    }
+
+    #[compensate(s0)]
+    async fn c0(&self, ctx: &StepContext, data: &mut Trail) -> StepResult {
+        self.script.act(ctx, data).await
+    }
+
+    #[step]
+    async fn s1(&self, ctx: &StepContext, data: &mut Trail) -> StepResult {
+        self.script.act(ctx, data).await
+    }
+
+    #[step]
+    async fn s2(&self, ctx: &StepContext, data: &mut Trail) -> StepResult {
+        self.script.act(ctx, data).await
+    }
+
+    #[compensate(s2)]
+    async fn c2(&self, ctx: &StepContext, data: &mut Trail) -> StepResult {
+        self.script.act(ctx, data).await
+    }
+}

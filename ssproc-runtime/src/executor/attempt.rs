@@ -21,8 +21,8 @@ use crate::storage::{Claimed, Store, Transition};
 pub(crate) enum End {
     /// The job reached a terminal status.
     Terminal(JobStatus),
-    /// The job was released for a retry after a backoff.
-    Retry,
+    /// The job was released for a retry after this backoff.
+    Retry(Duration),
     /// The attempt was cancelled, or a write found the lease gone; the job
     /// was not moved by this attempt's last step.
     Stopped,
@@ -415,7 +415,7 @@ impl<P: Process> Attempt<'_, P> {
             failure: Some(failure.clone()),
         };
         match self.write(job, release).await {
-            Some(()) => End::Retry,
+            Some(()) => End::Retry(delay),
             None => End::Stopped,
         }
     }

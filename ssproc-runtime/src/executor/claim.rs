@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use super::attempt::{millis, Attempt};
+use super::attempt::{millis, Attempt, End};
 use super::commit::Writer;
 use super::heartbeat::Leases;
 use super::{token_prefix, Shared};
@@ -133,6 +133,16 @@ impl<P: Process> Claimer<P> {
                 tracing::debug!(?end, "attempt ended");
                 leases.remove(&token);
                 drop(permit);
+                if let End::Retry(delay) = end {
+                    // Due before the next sweep: come back for it on time.
+                    if delay < shared.config.sweep_interval {
+                        let wake = Arc::clone(&wake);
+                        tokio::spawn(async move {
+                            tokio::time::sleep(delay).await;
+                            wake.notify_one();
+                        });
+                    }
+                }
                 if more.load(Ordering::SeqCst) {
                     wake.notify_one();
                 }
