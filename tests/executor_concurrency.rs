@@ -100,7 +100,7 @@ async fn random_failures_still_finish_every_job_exactly() {
     first.shutdown().await;
     second.shutdown().await;
 
-    let failed = failed.lock().unwrap();
+    let failed = failed.lock().unwrap().clone();
     let mut successes: HashMap<(String, usize), u32> = HashMap::new();
     let mut failures: HashMap<String, i32> = HashMap::new();
     for call in script.calls() {

@@ -144,7 +144,7 @@ async fn early_exit_error_ends_in_error_without_compensation() {
         let id = format!("e{step}");
         let job = wait_terminal(&client, &id, DEADLINE).await;
         assert_eq!(job.status, JobStatus::Error, "{id}");
-        assert_eq!(job.next_step, step as i32, "{id}");
+        assert_eq!(job.next_step, step, "{id}");
         assert_eq!(job.exec_count, 1, "{id}");
         assert!(script.compensations(&id).is_empty(), "{id} compensated");
         let failure = job.last_failure.expect("reason stored");

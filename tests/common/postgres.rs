@@ -236,7 +236,9 @@ fn spawn_watchdog(root: &Path, bin_dir: &Path, run_as: Option<&str>) {
         data = data_dir.display(),
         root = root.display(),
     );
-    Command::new("sh")
+    // Never waited for: it outlives this process on purpose.
+    #[allow(clippy::zombie_processes)]
+    let _watchdog = Command::new("sh")
         .args(["-c", &script])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
