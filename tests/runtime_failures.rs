@@ -166,3 +166,28 @@ async fn permanent_failure_skips_retries() {
     assert_eq!(failure.kind, FailureKind::Permanent);
     assert_eq!(failure.message, "s1 declined");
 }
+
+#[tokio::test]
+async fn execution_timeout_is_a_failure_then_compensation_runs_afresh() {
+    let db = test_db("fail_timeout").await;
+    // Step 1 ignores cancellation and outlives the execution timeout.
+    let script = Script::new(|call| match (call.run_type, call.step) {
+        (RunType::Normal, 1) => Act::Sleep(Duration::from_secs(30)),
+        _ => Act::Succeed,
+    });
+    let config = with(|c| {
+        c.execution_timeout = Duration::from_millis(500);
+        c.max_exec_count = 2;
+    });
+    let (client, handle) = start(&db, Saga::new(&script), config).await;
+    client.register(&Trail::new("j1")).await.unwrap();
+    let job = wait_terminal(&client, "j1", DEADLINE).await;
+    handle.shutdown().await;
+
+    assert_eq!(job.status, JobStatus::Compensated);
+    assert_eq!((job.exec_count, job.comp_count), (2, 1));
+    assert_eq!(script.step_calls("j1", 3), [1, 2, 0]);
+    assert_eq!(script.compensations("j1"), [1, 0]);
+    let failure = job.last_failure.expect("reason stored");
+    assert_eq!((failure.kind, failure.step), (FailureKind::Timeout, 1));
+}

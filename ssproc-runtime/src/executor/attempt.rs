@@ -167,16 +167,20 @@ impl<P: Process> Attempt<'_, P> {
                 .await;
         }
         tracing::warn!(step = failure.step_name, error = %failure.message, "compensation started");
+        // An attempt past its execution timeout hands the compensation to a
+        // fresh attempt, with a budget of its own, at once.
+        let hand_over = self.cancel.is_cancelled();
         let switch = Transition {
             data: None,
             next_step: index,
             status: JobStatus::Ready,
             run_type: RunType::Compensation,
-            bump_comp_count: true,
-            release_after: None,
+            bump_comp_count: !hand_over,
+            release_after: hand_over.then_some(Duration::ZERO),
             failure: Some(failure.clone()),
         };
         match self.write(job, switch).await {
+            Some(()) if hand_over => return End::Retry(Duration::ZERO),
             Some(()) => {}
             None => return End::Stopped,
         }
