@@ -226,7 +226,7 @@ async fn connect(store: &Store) -> Result<PgListener, sqlx::Error> {
     Ok(listener)
 }
 
-fn error_pause(failures: u32) -> Duration {
+pub(super) fn error_pause(failures: u32) -> Duration {
     let doublings = failures.saturating_sub(1).min(16);
     FIRST_ERROR_PAUSE
         .saturating_mul(1 << doublings)

@@ -134,6 +134,9 @@ impl<P: Process> Executor<P> {
     /// With cleanup enabled, a fourth task deletes old finished jobs of the
     /// process.
     ///
+    /// While the database cannot be reached, `start` waits for it, retrying
+    /// with backoff and logging a warning per try.
+    ///
     /// # Errors
     ///
     /// [`StartError::Schema`] when the table does not validate,
@@ -141,17 +144,23 @@ impl<P: Process> Executor<P> {
     /// that would move open jobs, [`StartError::Database`] when the step
     /// list could not be checked, [`StartError::AlreadyRunning`] when this
     /// executor runs already.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropped before it returns, nothing has been started.
     pub async fn start(&self) -> Result<ExecutorHandle, StartError> {
-        let store = self.store().await?.clone();
         if self.shared.running.swap(true, Ordering::SeqCst) {
             return Err(StartError::AlreadyRunning {
                 process_id: P::ID.to_owned(),
             });
         }
-        if let Err(error) = steps::check::<P>(&store, self.shared.config.allow_step_changes).await {
-            self.shared.running.store(false, Ordering::SeqCst);
-            return Err(error);
-        }
+        let store = match self.prepare().await {
+            Ok(store) => store,
+            Err(error) => {
+                self.shared.running.store(false, Ordering::SeqCst);
+                return Err(error);
+            }
+        };
         let shared = Arc::clone(&self.shared);
         let config = &shared.config;
         let stop_claiming = CancellationToken::new();
@@ -228,6 +237,35 @@ impl<P: Process> Executor<P> {
         })
     }
 
+    /// Validates the table and checks the step list, waiting for the
+    /// database while it cannot be reached: an executor started before its
+    /// database comes up waits for it, warning, instead of failing.
+    async fn prepare(&self) -> Result<Store, StartError> {
+        let mut failures = 0u32;
+        loop {
+            let result = match self.store().await {
+                Ok(store) => steps::check::<P>(store, self.shared.config.allow_step_changes)
+                    .await
+                    .map(|()| store.clone()),
+                Err(error) => Err(error.into()),
+            };
+            let unreachable = match &result {
+                Err(StartError::Schema(SchemaError::Database { source, .. }))
+                | Err(StartError::Database { source, .. }) => is_unreachable(source),
+                _ => false,
+            };
+            if !unreachable {
+                return result;
+            }
+            failures += 1;
+            let pause = claim::error_pause(failures);
+            if let Err(error) = &result {
+                tracing::warn!(%error, failures, pause_ms = attempt::millis(pause), "database unreachable at start, will retry");
+            }
+            tokio::time::sleep(pause).await;
+        }
+    }
+
     /// The store, after validating the table once.
     async fn store(&self) -> Result<&Store, SchemaError> {
         let shared = &self.shared;
@@ -257,6 +295,19 @@ pub(crate) fn token_prefix<P: Process>(shared: &Shared<P>) -> String {
     format!(
         "{}{separator}{}-{batch}.",
         shared.config.name, shared.instance
+    )
+}
+
+/// Whether `error` says the database could not be reached, as opposed to an
+/// answer from it (missing privileges, say), which retrying will not change.
+fn is_unreachable(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Protocol(_)
     )
 }
 
