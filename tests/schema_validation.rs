@@ -178,3 +178,30 @@ async fn an_executor_refuses_to_start_on_a_bad_table() {
         "{error:?}"
     );
 }
+
+#[tokio::test]
+async fn every_problem_of_a_table_is_listed_in_order() {
+    let db = test_db("schema_all_problems").await;
+    let changes = "ALTER TABLE {t} DROP COLUMN exec_count;
+        ALTER TABLE {t} ALTER COLUMN status DROP DEFAULT;
+        DROP INDEX {s}.idx_{n}_cleanup";
+    let first = validate_changed(&db, "broken", changes).await.unwrap_err();
+    let table = JobTable::new(&db.schema, "broken").unwrap();
+    let problems: Vec<String> = ssproc::schema_problems(&db.pool, &table)
+        .await
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let prefix = format!("table {}.broken: ", db.schema);
+    assert_eq!(
+        problems,
+        [
+            format!("{prefix}column status has default none, expected 'ready'"),
+            format!("{prefix}column exec_count is missing (expected INT NOT NULL DEFAULT 0)"),
+            format!("{prefix}no index on (process_id, status, end_ts)"),
+        ]
+    );
+    assert_eq!(first.to_string(), problems[0]);
+    let fine = JobTable::new(&db.schema, "jobs").unwrap();
+    assert!(ssproc::schema_problems(&db.pool, &fine).await.is_empty());
+}

@@ -32,4 +32,4 @@ pub use job::{Failure, FailureKind, Job, JobData, JobStatus, RunType, UnknownVal
 pub use jobs::{Jobs, ProcessStats};
 pub use process::{step_out_of_range, Process, StepFuture};
 pub use step::{StepContext, StepError, StepOutcome, StepResult};
-pub use storage::{ddl, migrate, validate_schema};
+pub use storage::{ddl, migrate, schema_problems, validate_schema};

@@ -14,7 +14,7 @@ use sqlx::PgPool;
 use crate::config::JobTable;
 
 pub(crate) use queries::{Claimed, Due, Transition};
-pub use schema::{ddl, migrate, validate_schema};
+pub use schema::{ddl, migrate, schema_problems, validate_schema};
 pub(crate) use schema::{inspect, SchemaInfo};
 
 /// A handle on the jobs table: the pool, the quoted names and the statement

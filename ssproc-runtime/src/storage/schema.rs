@@ -264,10 +264,17 @@ const COLUMNS: &[ColumnSpec] = &[
     ),
 ];
 
-/// Leading columns of the indexes the claim and the cleanup need.
-const INDEXES: &[&[&str]] = &[
-    &["process_id", "status", "start_after_ts"],
-    &["process_id", "status", "end_ts"],
+/// Leading columns of the indexes the claim and the cleanup need, and how
+/// messages name them.
+const INDEXES: &[(&[&str], &str)] = &[
+    (
+        &["process_id", "status", "start_after_ts"],
+        "(process_id, status, start_after_ts, ...)",
+    ),
+    (
+        &["process_id", "status", "end_ts"],
+        "(process_id, status, end_ts)",
+    ),
 ];
 
 struct FoundColumn {
@@ -297,8 +304,31 @@ pub async fn validate_schema(pool: &PgPool, table: &JobTable) -> Result<(), Sche
     inspect(pool, table).await.map(|_| ())
 }
 
+/// Every problem [`validate_schema`] would report, not only the first, in
+/// the same order; empty when the table is fine. A table that is missing,
+/// or a catalog that cannot be read, is the only problem reported.
+pub async fn schema_problems(pool: &PgPool, table: &JobTable) -> Vec<SchemaError> {
+    match survey(pool, table).await {
+        Ok((_, problems)) => problems,
+        Err(error) => vec![error],
+    }
+}
+
 /// Validates the table and reports its optional columns.
 pub(crate) async fn inspect(pool: &PgPool, table: &JobTable) -> Result<SchemaInfo, SchemaError> {
+    let (info, problems) = survey(pool, table).await?;
+    match problems.into_iter().next() {
+        Some(problem) => Err(problem),
+        None => Ok(info),
+    }
+}
+
+/// Reads the table's catalog entries and lists every problem found, one per
+/// column at most; `Err` when the table is missing or the catalog unreadable.
+async fn survey(
+    pool: &PgPool,
+    table: &JobTable,
+) -> Result<(SchemaInfo, Vec<SchemaError>), SchemaError> {
     let name = table.display_name();
     let database = |source| SchemaError::Database {
         table: name.clone(),
@@ -353,20 +383,22 @@ pub(crate) async fn inspect(pool: &PgPool, table: &JobTable) -> Result<SchemaInf
     .collect::<Result<Vec<_>, _>>()
     .map_err(database)?;
 
+    let mut problems = Vec::new();
     for spec in COLUMNS {
         let found = columns.iter().find(|c| c.name == spec.name);
-        check_column(&name, spec, found)?;
+        problems.extend(check_column(&name, spec, found).err());
     }
     let last_failure = match columns.iter().find(|c| c.name == "last_failure") {
         None => false,
         Some(c) if c.type_name == "jsonb" => true,
         Some(c) => {
-            return Err(SchemaError::ColumnType {
-                table: name,
+            problems.push(SchemaError::ColumnType {
+                table: name.clone(),
                 column: "last_failure",
                 expected: "JSONB",
                 found: c.type_name.clone(),
-            })
+            });
+            false
         }
     };
 
@@ -391,35 +423,27 @@ pub(crate) async fn inspect(pool: &PgPool, table: &JobTable) -> Result<SchemaInf
     .map_err(database)?;
 
     let primary = indexes.iter().find(|(is_primary, _)| *is_primary);
-    match primary {
-        Some((_, columns)) if columns == &["job_id"] => {}
-        Some((_, columns)) => {
-            return Err(SchemaError::PrimaryKey {
-                table: name,
-                found: format!("({})", columns.join(", ")),
-            })
-        }
-        None => {
-            return Err(SchemaError::PrimaryKey {
-                table: name,
-                found: "none".to_owned(),
-            })
-        }
+    let found_key = match primary {
+        Some((_, columns)) if columns == &["job_id"] => None,
+        Some((_, columns)) => Some(format!("({})", columns.join(", "))),
+        None => Some("none".to_owned()),
+    };
+    if let Some(found) = found_key {
+        problems.push(SchemaError::PrimaryKey {
+            table: name.clone(),
+            found,
+        });
     }
-    for expected in INDEXES {
-        let led_by = |columns: &Vec<String>| columns.iter().take(expected.len()).eq(*expected);
+    for (leading, expected) in INDEXES {
+        let led_by = |columns: &Vec<String>| columns.iter().take(leading.len()).eq(*leading);
         if !indexes.iter().any(|(_, columns)| led_by(columns)) {
-            let expected = match expected.len() {
-                3 if expected[2] == "end_ts" => "(process_id, status, end_ts)",
-                _ => "(process_id, status, start_after_ts, ...)",
-            };
-            return Err(SchemaError::MissingIndex {
-                table: name,
+            problems.push(SchemaError::MissingIndex {
+                table: name.clone(),
                 expected,
             });
         }
     }
-    Ok(SchemaInfo { last_failure })
+    Ok((SchemaInfo { last_failure }, problems))
 }
 
 fn check_column(
