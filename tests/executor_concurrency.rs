@@ -34,6 +34,16 @@ async fn register_many(db: &TestDb, client: &Client<Plain>, count: usize) {
     }
 }
 
+/// Settings for tests that count executions exactly: a lease far beyond
+/// any stall of a busy machine, so that no job is taken over.
+fn patient(workers: usize) -> ssproc::ExecutorConfig {
+    with(|c| {
+        c.max_workers = workers;
+        c.heartbeat_interval = Duration::from_secs(1);
+        c.lease_duration = Duration::from_secs(30);
+    })
+}
+
 async fn wait_all_done(db: &TestDb, count: usize) {
     let what = format!("all {count} jobs done");
     wait_until(Duration::from_secs(120), &what, || async {
@@ -46,7 +56,7 @@ async fn wait_all_done(db: &TestDb, count: usize) {
 async fn two_executors_run_every_step_exactly_once() {
     let db = test_db("concurrency_exact").await;
     let script = Script::succeed();
-    let config = with(|c| c.max_workers = 16);
+    let config = patient(16);
     let (client, first) = start(&db, Plain::new(&script), config.clone()).await;
     let (_, second) = start(&db, Plain::new(&script), config).await;
     register_many(&db, &client, JOBS).await;
@@ -85,14 +95,10 @@ async fn random_failures_still_finish_every_job_exactly() {
             }
         })
     };
-    // A lease far beyond any stall of a busy machine: no attempt may lose
-    // its job here, so every attempt but the last ends in one failed call.
-    let config = with(|c| {
-        c.max_workers = 16;
-        c.max_exec_count = 100;
-        c.heartbeat_interval = Duration::from_secs(1);
-        c.lease_duration = Duration::from_secs(30);
-    });
+    // No attempt may lose its job here, so every attempt but the last ends
+    // in one failed call.
+    let mut config = patient(16);
+    config.max_exec_count = 100;
     let (client, first) = start(&db, Plain::new(&script), config.clone()).await;
     let (_, second) = start(&db, Plain::new(&script), config).await;
     register_many(&db, &client, JOBS).await;
