@@ -149,9 +149,14 @@ async fn random_failures_still_finish_every_job_exactly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeats_keep_a_long_step_from_being_stolen() {
     let db = test_db("concurrency_long_step").await;
-    // The step outlives the lease (1 s) several times over.
-    let script = Script::new(|_| Act::Sleep(Duration::from_millis(3500)));
-    let (client, first) = start(&db, Single::new(&script), fast_config()).await;
+    // The step outlives the lease (3 s) twice over; heartbeats every 300 ms
+    // leave room for a busy machine.
+    let script = Script::new(|_| Act::Sleep(Duration::from_secs(7)));
+    let config = with(|c| {
+        c.heartbeat_interval = Duration::from_millis(300);
+        c.lease_duration = Duration::from_secs(3);
+    });
+    let (client, first) = start(&db, Single::new(&script), config.clone()).await;
     client.register(&Trail::new("long")).await.unwrap();
     wait_until(
         Duration::from_secs(10),
@@ -159,8 +164,8 @@ async fn heartbeats_keep_a_long_step_from_being_stolen() {
         || async { !script.calls().is_empty() },
     )
     .await;
-    let (_, second) = start(&db, Single::new(&script), fast_config()).await;
-    let job = wait_terminal(&client, "long", Duration::from_secs(20)).await;
+    let (_, second) = start(&db, Single::new(&script), config).await;
+    let job = wait_terminal(&client, "long", Duration::from_secs(30)).await;
     first.shutdown().await;
     second.shutdown().await;
 
