@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
-use ssproc::{Client, Executor, JobStatus, Outcome, RegisterError, RunType, StartAt};
+use ssproc::{Client, JobStatus, Outcome, RegisterError, RunType, StartAt};
 
-use crate::common::harness::{fast_config, start, wait_terminal, with};
+use crate::common::harness::{executor, fast_config, start, wait_terminal, with};
 use crate::common::scripted::{Act, Plain, Saga, Script, Single, Trail};
 use crate::common::test_db;
 
@@ -159,13 +159,7 @@ async fn start_times_are_stored_precisely_and_honoured() {
 async fn execute_and_wait_returns_final_data_and_outcome() {
     let db = test_db("execute_wait").await;
     let script = Script::succeed();
-    let executor = Executor::new(
-        db.pool.clone(),
-        db.table.clone(),
-        Plain::new(&script),
-        fast_config(),
-    )
-    .unwrap();
+    let executor = executor(&db, Plain::new(&script), fast_config());
     let executed = executor.execute_and_wait(&Trail::new("j1")).await.unwrap();
     assert_eq!(executed.outcome, Outcome::Done);
     assert_eq!(executed.data.trail, ["s0", "s1", "s2"]);
@@ -188,13 +182,7 @@ async fn execute_and_wait_reports_a_retry_and_executors_finish_it() {
         (1, 0) => Act::Fail,
         _ => Act::Succeed,
     });
-    let executor = Executor::new(
-        db.pool.clone(),
-        db.table.clone(),
-        Saga::new(&script),
-        fast_config(),
-    )
-    .unwrap();
+    let executor = executor(&db, Saga::new(&script), fast_config());
     let executed = executor.execute_and_wait(&Trail::new("j1")).await.unwrap();
     match &executed.outcome {
         Outcome::WillRetry {
@@ -222,13 +210,7 @@ async fn execute_and_wait_compensates_a_permanent_failure_in_place() {
         (RunType::Normal, 1) => Act::FailPermanently,
         _ => Act::Succeed,
     });
-    let executor = Executor::new(
-        db.pool.clone(),
-        db.table.clone(),
-        Saga::new(&script),
-        fast_config(),
-    )
-    .unwrap();
+    let executor = executor(&db, Saga::new(&script), fast_config());
     let executed = executor.execute_and_wait(&Trail::new("j1")).await.unwrap();
     assert!(
         matches!(&executed.outcome, Outcome::Compensated { failure: Some(f) } if f.step == 1),

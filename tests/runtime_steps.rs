@@ -89,14 +89,7 @@ async fn saved_data_survives_failures_and_composes() {
 #[tokio::test]
 async fn early_exit_done_skips_later_steps() {
     let db = test_db("steps_exit_done").await;
-    let script = Script::new(|call| {
-        let exit_at: usize = call.job_id[1..].parse().unwrap();
-        if call.step == exit_at {
-            Act::ExitDone
-        } else {
-            Act::Succeed
-        }
-    });
+    let script = Script::exit_at(Act::ExitDone);
     let (client, handle) = start(&db, Plain::new(&script), fast_config()).await;
     for step in 0..3 {
         client
@@ -120,14 +113,7 @@ async fn early_exit_done_skips_later_steps() {
 #[tokio::test]
 async fn early_exit_error_ends_in_error_without_compensation() {
     let db = test_db("steps_exit_error").await;
-    let script = Script::new(|call| {
-        let exit_at: usize = call.job_id[1..].parse().unwrap();
-        if call.step == exit_at {
-            Act::ExitError
-        } else {
-            Act::Succeed
-        }
-    });
+    let script = Script::exit_at(Act::ExitError);
     let (client, handle) = start(
         &db,
         crate::common::scripted::Saga::new(&script),

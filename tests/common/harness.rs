@@ -54,14 +54,24 @@ pub async fn wait_terminal<P: Process>(
     }
 }
 
+/// An executor of `process` on the test's table, not started.
+pub fn executor<P: Process>(
+    db: &super::TestDb,
+    process: P,
+    config: ExecutorConfig,
+) -> ssproc::Executor<P> {
+    ssproc::Executor::new(db.pool.clone(), db.table.clone(), process, config).expect("valid config")
+}
+
 /// Starts an executor of `process` on the test's table, and a client.
 pub async fn start<P: Process>(
     db: &super::TestDb,
     process: P,
     config: ExecutorConfig,
 ) -> (Client<P>, ssproc::ExecutorHandle) {
-    let executor = ssproc::Executor::new(db.pool.clone(), db.table.clone(), process, config)
-        .expect("valid config");
-    let handle = executor.start().await.expect("executor starts");
+    let handle = executor(db, process, config)
+        .start()
+        .await
+        .expect("executor starts");
     (Client::new(db.pool.clone(), db.table.clone()), handle)
 }

@@ -86,6 +86,21 @@ impl Script {
         Self::new(|_| Act::Succeed)
     }
 
+    /// Every step succeeds but one: in job `<letter><n>`, step `n` does
+    /// `act`.
+    pub fn exit_at(act: Act) -> Arc<Self> {
+        Self::new(move |call| {
+            let at: usize = call.job_id[1..]
+                .parse()
+                .expect("job ids are a letter and a step");
+            if call.step == at {
+                act.clone()
+            } else {
+                Act::Succeed
+            }
+        })
+    }
+
     /// All calls so far, in order.
     pub fn calls(&self) -> Vec<Call> {
         self.log.lock().expect("script log poisoned").clone()
