@@ -24,6 +24,11 @@ pub(crate) async fn connect(url: Option<&str>) -> Result<PgPool, CliError> {
     };
     let password = password(url);
     let shown = redact_url(url);
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(CliError::new(format!(
+            "invalid database URL {shown}: expected postgres:// or postgresql://"
+        )));
+    }
     let options: PgConnectOptions = url.parse().map_err(|error: sqlx::Error| {
         CliError::from_error(Some(&format!("invalid database URL {shown}")), &error)
             .redact(password)
