@@ -1,5 +1,6 @@
 mod common;
 
+mod cli_commands;
 mod client_register;
 mod config_validation;
 mod executor_concurrency;

@@ -4,6 +4,7 @@
 // Each test module uses a different part of this.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod harness;
 pub mod postgres;
 pub mod scripted;
