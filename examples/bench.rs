@@ -125,6 +125,7 @@ enum Mode {
     ExecutorOnly {
         table: String,
         workers: usize,
+        jobs: usize,
     },
 }
 
@@ -164,6 +165,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Mode, String> {
         Some(table) => Mode::ExecutorOnly {
             table,
             workers: options.workers,
+            jobs: options.memory_jobs,
         },
         None => Mode::Bench(options),
     })
@@ -272,7 +274,11 @@ async fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Mode::Bench(options) => bench(&options).await,
-        Mode::ExecutorOnly { table, workers } => executor_only(&table, workers).await,
+        Mode::ExecutorOnly {
+            table,
+            workers,
+            jobs,
+        } => executor_only(&table, workers, jobs).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -445,6 +451,19 @@ where
     Ok(started.elapsed())
 }
 
+/// Waits until `count` jobs ran their last step in this process, without
+/// asking the database, so that waiting adds no load to the phase.
+async fn wait_finished(probe: &Probe, count: usize) -> Result<(), BoxError> {
+    let deadline = Instant::now() + PHASE_DEADLINE;
+    while probe.finished.load(Ordering::Relaxed) < count {
+        if Instant::now() > deadline {
+            return Err(format!("not every job finished within {PHASE_DEADLINE:?}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    Ok(())
+}
+
 /// Waits until no job of `process_id` in `table` is ready any more.
 async fn wait_none_ready(
     pool: &PgPool,
@@ -530,7 +549,11 @@ async fn drain(url: &str, options: &Options) -> Result<(), BoxError> {
 
     let started = Instant::now();
     let probe = Arc::new(Probe::default());
-    let (handle, executor_pool) = start(url, &table, OneStep { probe }, options.workers).await?;
+    let process = OneStep {
+        probe: Arc::clone(&probe),
+    };
+    let (handle, executor_pool) = start(url, &table, process, options.workers).await?;
+    wait_finished(&probe, options.drain_jobs).await?;
     wait_drained(&pool, &table, OneStep::ID, options.drain_jobs).await?;
     let elapsed = started.elapsed();
     handle.shutdown().await;
@@ -551,7 +574,11 @@ async fn steps(url: &str, options: &Options) -> Result<f64, BoxError> {
 
     let started = Instant::now();
     let probe = Arc::new(Probe::default());
-    let (handle, executor_pool) = start(url, &table, ThreeSteps { probe }, options.workers).await?;
+    let process = ThreeSteps {
+        probe: Arc::clone(&probe),
+    };
+    let (handle, executor_pool) = start(url, &table, process, options.workers).await?;
+    wait_finished(&probe, options.steps_jobs).await?;
     wait_drained(&pool, &table, ThreeSteps::ID, options.steps_jobs).await?;
     let elapsed = started.elapsed();
     handle.shutdown().await;
@@ -597,13 +624,7 @@ async fn timed_registrations(
         probe.register_now(&job.id);
         client.register(&job).await?;
     }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while probe.finished.load(Ordering::Relaxed) < count {
-        if Instant::now() > deadline {
-            return Err(format!("{prefix}: not every timed job started within 60 s").into());
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_finished(&probe, count).await?;
     wait_drained(&pool, table, OneStep::ID, done_before + count).await?;
     handle.shutdown().await;
     executor_pool.close().await;
@@ -719,6 +740,7 @@ async fn memory(url: &str, admin: &PgPool, options: &Options) -> Result<(), BoxE
     let started = Instant::now();
     let mut child = tokio::process::Command::new(std::env::current_exe()?)
         .args(["--executor-only", table.table()])
+        .args(["--memory-jobs", &options.memory_jobs.to_string()])
         .args(["--workers", &options.workers.to_string()])
         .env("DATABASE_URL", url)
         .stdin(Stdio::piped())
@@ -767,14 +789,18 @@ fn peak_rss_kb(pid: u32) -> Result<u64, BoxError> {
     Ok(kb)
 }
 
-/// The child of the memory phase: drains the table, prints `drained`, and
+/// The child of the memory phase: drains the table's `jobs` jobs, prints `drained`, and
 /// stops once the parent closes stdin, so that the parent can read its peak
 /// memory while it still runs.
-async fn executor_only(table: &str, workers: usize) -> Result<(), BoxError> {
+async fn executor_only(table: &str, workers: usize, jobs: usize) -> Result<(), BoxError> {
     let url = std::env::var("DATABASE_URL").map_err(|_| "--executor-only needs DATABASE_URL")?;
     let table = JobTable::new(SCHEMA, table)?;
     let probe = Arc::new(Probe::default());
-    let (handle, pool) = start(&url, &table, OneStep { probe }, workers).await?;
+    let process = OneStep {
+        probe: Arc::clone(&probe),
+    };
+    let (handle, pool) = start(&url, &table, process, workers).await?;
+    wait_finished(&probe, jobs).await?;
     wait_none_ready(&pool, &table, OneStep::ID).await?;
     println!("drained");
     tokio::task::spawn_blocking(|| {
