@@ -158,8 +158,17 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Mode, String> {
             _ => return Err(format!("unknown option {flag}\n\n{USAGE}")),
         }
     }
-    if options.workers == 0 || options.connections == 0 {
-        return Err("--workers and --connections must be at least 1".to_owned());
+    let counts = [
+        options.connections,
+        options.workers,
+        options.drain_jobs,
+        options.steps_jobs,
+        options.latency_jobs,
+        options.scale_samples,
+        options.memory_jobs,
+    ];
+    if counts.contains(&0) || options.ceiling_secs == 0 {
+        return Err("every count and duration must be at least 1".to_owned());
     }
     Ok(match executor_only {
         Some(table) => Mode::ExecutorOnly {
@@ -597,7 +606,8 @@ fn rate(count: usize, elapsed: Duration) -> f64 {
 
 /// Registers `count` jobs one at a time, `gap` apart, to an executor that
 /// is idle, and returns how long after each register call began its step
-/// started. `done_before` jobs of the table were done already.
+/// started, and how long each register call took. `done_before` jobs of the
+/// table were done already.
 async fn timed_registrations(
     url: &str,
     table: &JobTable,
@@ -606,7 +616,7 @@ async fn timed_registrations(
     count: usize,
     gap: Duration,
     workers: usize,
-) -> Result<Vec<Duration>, BoxError> {
+) -> Result<(Vec<Duration>, Vec<Duration>), BoxError> {
     let pool = connect(url).await?;
     let probe = Arc::new(Probe::default());
     let process = OneStep {
@@ -619,17 +629,20 @@ async fn timed_registrations(
 
     let mut ticks = tokio::time::interval(gap);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut calls = Vec::with_capacity(count);
     for job in jobs(prefix, count) {
         ticks.tick().await;
         probe.register_now(&job.id);
+        let called = Instant::now();
         client.register(&job).await?;
+        calls.push(called.elapsed());
     }
     wait_finished(&probe, count).await?;
     wait_drained(&pool, table, OneStep::ID, done_before + count).await?;
     handle.shutdown().await;
     executor_pool.close().await;
     pool.close().await;
-    Ok(probe.take_waits())
+    Ok((probe.take_waits(), calls))
 }
 
 /// The nearest-rank percentile `p` (0 to 100) of sorted `values`, in ms.
@@ -647,7 +660,7 @@ async fn latency(url: &str, options: &Options) -> Result<(), BoxError> {
     let table = fresh_table(&admin, "latency").await?;
     admin.close().await;
     let gap = Duration::from_millis(options.latency_gap_ms.max(1));
-    let mut waits = timed_registrations(
+    let (mut waits, mut calls) = timed_registrations(
         url,
         &table,
         0,
@@ -668,6 +681,12 @@ async fn latency(url: &str, options: &Options) -> Result<(), BoxError> {
     figure(
         "latency_max_ms",
         format!("{:.2}", percentile_ms(&waits, 100.0)),
+    );
+    // The register call alone: its insert, notification and commit.
+    calls.sort();
+    figure(
+        "latency_register_call_p50_ms",
+        format!("{:.2}", percentile_ms(&calls, 50.0)),
     );
     Ok(())
 }
@@ -710,7 +729,7 @@ FROM generate_series(1, $2) AS g"
     let mut medians = Vec::new();
     let full_rows = usize::try_from(options.scale_rows)?;
     for (table, done_before, prefix) in [(&empty, 0, "empty"), (&full, full_rows, "full")] {
-        let mut waits = timed_registrations(
+        let (mut waits, _) = timed_registrations(
             url,
             table,
             done_before,
