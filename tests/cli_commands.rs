@@ -174,6 +174,19 @@ async fn migrate_twice_then_check_a_good_and_a_broken_table() {
         broken.failure(1),
         "error: table cli_migrate.fresh: column exec_count has type text, expected INT NOT NULL DEFAULT 0"
     );
+
+    sqlx::query("ALTER TABLE cli_migrate.fresh DROP CONSTRAINT fresh_pkey")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let twice = run(&on_fresh(&["check"])).await;
+    assert_eq!(twice.code, Some(1));
+    assert_eq!(twice.stderr, "error: 2 problems in cli_migrate.fresh\n");
+    assert_eq!(
+        twice.stdout,
+        "table cli_migrate.fresh: column exec_count has type text, expected INT NOT NULL DEFAULT 0\n\
+         table cli_migrate.fresh: primary key is none, expected (job_id)\n"
+    );
 }
 
 #[tokio::test]
@@ -512,7 +525,7 @@ async fn every_command_has_help() {
         assert!(help.success().contains(&usage), "{args:?}: {help:?}");
     }
     let check = run(&["check", "--help"]).await;
-    assert!(check.success().contains("Reports the first problem found"));
+    assert!(check.success().contains("Reports every problem found"));
     let unknown = run(&["jobs", "lst"]).await;
     assert_eq!(unknown.failure(2), "error: unrecognized subcommand 'lst'");
 }

@@ -34,9 +34,9 @@ pub(crate) enum Command {
     Migrate,
     /// Check that the jobs table has every column, key and index ssproc needs.
     ///
-    /// Reports the first problem found, in this order: the table, each column
-    /// in DDL order, the primary key, the indexes. Fix it and run the check
-    /// again to find the next one.
+    /// Reports every problem found, in this order: the table, each column
+    /// in DDL order, the primary key, the indexes. A missing table is the
+    /// only problem reported for it.
     Check,
     /// List, inspect and act on jobs.
     #[command(subcommand)]

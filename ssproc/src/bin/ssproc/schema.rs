@@ -14,13 +14,21 @@ pub(crate) async fn migrate(pool: &PgPool, table: &JobTable) -> Result<String, C
     Ok(format!("{name}: table and indexes are in place\n"))
 }
 
-/// Validates the table; its first problem is the error.
+/// Validates the table. One problem is the error; several are listed on
+/// stdout, one a line, before the error that counts them.
 pub(crate) async fn check(pool: &PgPool, table: &JobTable) -> Result<String, CliError> {
     let name = table.display_name();
-    ssproc::validate_schema(pool, table)
-        .await
-        .map_err(|error| CliError::from_error(None, &error))?;
-    Ok(format!(
-        "{name}: every column, key and index ssproc needs is in place\n"
-    ))
+    let problems = ssproc::schema_problems(pool, table).await;
+    match problems.as_slice() {
+        [] => Ok(format!(
+            "{name}: every column, key and index ssproc needs is in place\n"
+        )),
+        [only] => Err(CliError::from_error(None, only)),
+        many => {
+            for problem in many {
+                println!("{problem}");
+            }
+            Err(CliError::new(format!("{} problems in {name}", many.len())))
+        }
+    }
 }
