@@ -173,7 +173,8 @@ FROM unnest(
     $1::text[], $2::text[], $3::text[], $4::int4[], $5::text[],
     $6::text[], $7::int4[], $8::float8[], $9::text[]
 ) AS u(job_id, token, data, next_step, status, run_type, bump, release_after, failure)
-WHERE t.job_id = u.job_id
+WHERE t.job_id = ANY($1::text[])
+    AND t.job_id = u.job_id
     AND t.goroutine_id = u.token
     AND t.status = 'ready'
 RETURNING t.job_id::text, t.goroutine_id::text"
