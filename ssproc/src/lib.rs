@@ -164,11 +164,16 @@
 //!
 //! An executor claims at most as many jobs as it has idle workers, in one
 //! statement. The step outcomes of its workers are written by one committer
-//! in one statement per batch: while a batch is being written, the next
-//! gathers, with no timer, so a lone write goes out at once. Each worker
-//! waits for the answer about its own row before it runs its next step, so
-//! progress is durable per step exactly as with one statement per step; a
-//! batch only shares the commit. Each row of a batch is fenced by its own
+//! in one statement per batch, with up to three such statements in flight
+//! at once: while they are, the next batch gathers, with no timer, so a lone
+//! write goes out at once. Each attempt waits for the answer about its own
+//! row before it runs its next step, so progress is durable per step exactly
+//! as with one statement per step; a batch only shares the commit. An
+//! attempt whose last write (the job's end, or its release for a retry) is
+//! queued hands its worker back at once, so the next claim overlaps that
+//! commit; the job stays leased and heartbeated until the write lands, and
+//! at most as many attempts as there are workers wait so. Each row of a
+//! batch is fenced by its own
 //! token; when a batch fails, its writes are retried one by one, so one bad
 //! row cannot fail the others. [`Client::register_many`] writes all its jobs
 //! or none.

@@ -8,6 +8,7 @@ use futures_util::FutureExt;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::claim::WorkerSlot;
 use super::commit::Writer;
 use crate::backoff::retry_delay;
 use crate::config::ExecutorConfig;
@@ -37,6 +38,9 @@ pub(crate) struct Attempt<'a, P: Process> {
     pub(crate) store: &'a Store,
     pub(crate) writer: &'a Writer,
     pub(crate) cancel: CancellationToken,
+    /// The worker this attempt runs on; `None` for execute-and-wait, which
+    /// runs in the caller's task.
+    pub(crate) slot: Option<&'a WorkerSlot>,
 }
 
 /// How one step or compensation call ended.
@@ -462,6 +466,10 @@ impl<P: Process> Attempt<'_, P> {
     /// is gone, or the write failed (the lease then runs out and another
     /// attempt takes over from the last committed step).
     async fn write(&self, job: &Claimed, transition: Transition) -> Option<()> {
+        let last = transition.status != JobStatus::Ready || transition.release_after.is_some();
+        if let (true, Some(slot)) = (last, self.slot) {
+            slot.release_early();
+        }
         match self.writer.apply(&job.job_id, &job.token, transition).await {
             Ok(true) => Some(()),
             Ok(false) => {

@@ -1,11 +1,11 @@
 //! The claim loop and the notification listener that wakes it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::postgres::PgListener;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -31,6 +31,9 @@ pub(super) struct Claimer<P: Process> {
     pub(super) writer: Writer,
     pub(super) leases: Arc<Leases>,
     pub(super) workers: Arc<Semaphore>,
+    /// Attempts whose last write is queued but not yet committed, having
+    /// handed their worker back; as many as there are workers.
+    pub(super) finishing: Arc<Semaphore>,
     pub(super) wake: Arc<Notify>,
     pub(super) tracker: TaskTracker,
     /// Parent of every attempt's cancellation; shutdown cancels it.
@@ -118,7 +121,12 @@ impl<P: Process> Claimer<P> {
         let writer = self.writer.clone();
         let leases = Arc::clone(&self.leases);
         let wake = Arc::clone(&self.wake);
-        let more = Arc::clone(&self.more);
+        let slot = WorkerSlot {
+            held: Mutex::new((Some(permit), None)),
+            finishing: Arc::clone(&self.finishing),
+            wake: Arc::clone(&self.wake),
+            more: Arc::clone(&self.more),
+        };
         self.tracker.spawn(
             async move {
                 let token = job.token.clone();
@@ -128,11 +136,11 @@ impl<P: Process> Claimer<P> {
                     store: &store,
                     writer: &writer,
                     cancel,
+                    slot: Some(&slot),
                 };
                 let end = attempt.run(job).await;
                 tracing::debug!(?end, "attempt ended");
                 leases.remove(&token);
-                drop(permit);
                 if let End::Retry(delay) = end {
                     // Due before the next sweep: come back for it on time.
                     if delay < shared.config.sweep_interval {
@@ -143,12 +151,68 @@ impl<P: Process> Claimer<P> {
                         });
                     }
                 }
-                if more.load(Ordering::SeqCst) {
-                    wake.notify_one();
-                }
+                slot.release();
             }
             .instrument(span),
         );
+    }
+}
+
+/// The worker permit, then the finishing permit that replaces it.
+type Held = (Option<OwnedSemaphorePermit>, Option<OwnedSemaphorePermit>);
+
+/// An attempt's hold on a worker.
+///
+/// The worker goes back to the pool as soon as the attempt's last write is
+/// queued, so the claim of the next jobs overlaps that write's commit rather
+/// than waiting for it. The job stays leased and heartbeated until the write
+/// lands; at most as many attempts as there are workers wait so, and any
+/// beyond that keep their worker until their write is committed.
+pub(crate) struct WorkerSlot {
+    held: Mutex<Held>,
+    finishing: Arc<Semaphore>,
+    wake: Arc<Notify>,
+    more: Arc<AtomicBool>,
+}
+
+impl WorkerSlot {
+    /// Hands the worker back before the attempt's last write commits, when
+    /// a finishing permit is free.
+    pub(crate) fn release_early(&self) {
+        let mut held = self.lock();
+        if held.0.is_none() {
+            return;
+        }
+        let Ok(finishing) = Arc::clone(&self.finishing).try_acquire_owned() else {
+            return;
+        };
+        *held = (None, Some(finishing));
+        drop(held);
+        self.wake_claimer();
+    }
+
+    /// Hands everything back at the end of the attempt.
+    fn release(&self) {
+        let (worker, finishing) = std::mem::take(&mut *self.lock());
+        drop(finishing);
+        if worker.is_some() {
+            drop(worker);
+            self.wake_claimer();
+        }
+    }
+
+    fn wake_claimer(&self) {
+        if self.more.load(Ordering::SeqCst) {
+            self.wake.notify_one();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Held> {
+        // Each operation replaces the pair whole, so a poisoned lock still
+        // holds a consistent value.
+        self.held
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

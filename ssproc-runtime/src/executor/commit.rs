@@ -4,18 +4,24 @@
 //! Each attempt hands its fenced write to the committer and waits for the
 //! answer about its own row before running its next step, so progress stays
 //! durable per step. What is shared is the statement, and so the commit and
-//! its WAL flush: while one batch is being written, the next one gathers.
-//! Nothing waits on a timer, so a lone write goes out at once.
+//! its WAL flush. A few statements run at once, each on its own connection;
+//! while they are all in flight, the next batch gathers. Nothing waits on a
+//! timer, so a lone write goes out at once.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::storage::{Store, Transition};
 
 /// Most writes in one statement.
 const MAX_BATCH: usize = 1000;
+
+/// Most batch statements in flight at once. One alone leaves the executor
+/// waiting on each round trip; a few keep the database busy without taking
+/// more than a few of the pool's connections.
+const MAX_FLUSHES: usize = 3;
 
 /// Why a write did not land.
 pub(crate) type WriteError = Arc<sqlx::Error>;
@@ -78,9 +84,22 @@ impl Writer {
 }
 
 async fn run(store: Store, mut receiver: mpsc::UnboundedReceiver<Request>) {
-    let mut batch = Vec::new();
-    while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        flush(&store, &mut batch).await;
+    let in_flight = Arc::new(Semaphore::new(MAX_FLUSHES));
+    loop {
+        // Waiting for a free flush before receiving lets the next batch
+        // grow while every flush is busy.
+        let Ok(flushing) = Arc::clone(&in_flight).acquire_owned().await else {
+            return;
+        };
+        let mut batch = Vec::new();
+        if receiver.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            return;
+        }
+        let store = store.clone();
+        tokio::spawn(async move {
+            flush(&store, &mut batch).await;
+            drop(flushing);
+        });
     }
 }
 

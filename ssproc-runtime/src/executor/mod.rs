@@ -209,6 +209,7 @@ impl<P: Process> Executor<P> {
             store,
             leases: Arc::clone(&leases),
             workers,
+            finishing: Arc::new(Semaphore::new(config.max_workers)),
             wake,
             tracker: tracker.clone(),
             attempts: attempts.clone(),

@@ -119,6 +119,7 @@ impl<P: Process> Executor<P> {
             store,
             writer: &writer,
             cancel,
+            slot: None,
         };
         let stop_heartbeat = CancellationToken::new();
         let renew = heartbeat::run(
