@@ -24,7 +24,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use ssproc::{
-    process, Client, Executor, ExecutorConfig, JobData, JobStatus, JobTable, StartAt, StepContext,
+    process, Client, ExecutorConfig, JobData, JobStatus, JobTable, Process, StartAt, StepContext,
     StepError, StepOutcome, StepResult,
 };
 
@@ -214,8 +214,11 @@ async fn run() -> Result<bool, Box<dyn std::error::Error>> {
         shop: pool.clone(),
         payments: Payments::default(),
     };
-    let executor = Executor::new(pool.clone(), table.clone(), process, config)?;
-    let handle = executor.start().await?;
+    // The `#[process]` value starts its own executor; by hand this is
+    // `Executor::new(pool, table, process, config)?.start().await`.
+    let handle = process
+        .spawn_executor(pool.clone(), table.clone(), config)
+        .await?;
     let client = Client::<Fulfilment>::new(pool.clone(), table);
 
     // Order 2 pays with a card that is declined; order 7's charge times out

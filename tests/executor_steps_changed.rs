@@ -17,7 +17,7 @@ async fn reordering_under_open_jobs_is_refused_unless_allowed() {
         let executor = Executor::new(db.pool.clone(), db.table.clone(), Two::new(&script), config);
         async move { executor.unwrap().start().await }
     };
-    // Record a three-step list, and leave a job open at step 1.
+    // Record a three-step list, and leave a job open at step 2.
     let three = Executor::new(
         db.pool.clone(),
         db.table.clone(),

@@ -191,3 +191,58 @@ async fn execution_timeout_is_a_failure_then_compensation_runs_afresh() {
     let failure = job.last_failure.expect("reason stored");
     assert_eq!((failure.kind, failure.step), (FailureKind::Timeout, 1));
 }
+
+/// A process written by hand whose dispatch panics before it returns a
+/// future, on its first call only.
+struct PanicsBeforeFuture {
+    calls: std::sync::atomic::AtomicU32,
+}
+
+impl ssproc::Process for PanicsBeforeFuture {
+    type Data = Trail;
+    const ID: &'static str = "scripted";
+    const STEPS: &'static [&'static str] = &["s0"];
+    const COMPENSATED: &'static [bool] = &[false];
+
+    fn run_step<'a>(
+        &'a self,
+        step: usize,
+        _ctx: &'a ssproc::StepContext,
+        _data: &'a mut Trail,
+    ) -> ssproc::StepFuture<'a> {
+        let earlier = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        assert!(earlier > 0, "dispatch of step {step} exploded");
+        Box::pin(async { Ok(ssproc::StepOutcome::Success) })
+    }
+
+    fn run_compensation<'a>(
+        &'a self,
+        _step: usize,
+        _ctx: &'a ssproc::StepContext,
+        _data: &'a mut Trail,
+    ) -> Option<ssproc::StepFuture<'a>> {
+        None
+    }
+}
+
+#[tokio::test]
+async fn panic_before_the_step_future_is_a_failure_and_frees_the_lease() {
+    let db = test_db("fail_panic_dispatch").await;
+    let process = PanicsBeforeFuture {
+        calls: std::sync::atomic::AtomicU32::new(0),
+    };
+    let (client, handle) = start(&db, process, limits(3, 3)).await;
+    client.register(&Trail::new("j1")).await.unwrap();
+    let job = wait_terminal(&client, "j1", DEADLINE).await;
+    handle.shutdown().await;
+
+    assert_eq!(job.status, JobStatus::Done);
+    assert_eq!(job.exec_count, 2, "retried once after the panic");
+    let failure = job.last_failure.expect("the panic is recorded");
+    assert_eq!((failure.kind, failure.attempt), (FailureKind::Panic, 1));
+    assert!(
+        failure.message.contains("dispatch of step 0 exploded"),
+        "{}",
+        failure.message
+    );
+}

@@ -205,3 +205,55 @@ async fn every_problem_of_a_table_is_listed_in_order() {
     let fine = JobTable::new(&db.schema, "jobs").unwrap();
     assert!(ssproc::schema_problems(&db.pool, &fine).await.is_empty());
 }
+
+/// A table made from the reference DDL alone (no `last_failure` column, no
+/// step-list table) runs jobs to the end, compensation included; failures
+/// then read as none.
+#[tokio::test]
+async fn jobs_run_on_a_table_from_the_reference_ddl_alone() {
+    use std::time::Duration;
+
+    use crate::common::harness::with;
+    use crate::common::scripted::{Act, Saga, Script, Trail};
+
+    let db = test_db("schema_reference_runs").await;
+    sqlx::raw_sql(&reference_ddl(&db.schema, "bare"))
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let table = JobTable::new(&db.schema, "bare").unwrap();
+    let script = Script::new(|call| match (call.job_id.as_str(), call.step) {
+        ("fails", 1) if call.run_type == ssproc::RunType::Normal => Act::Fail,
+        _ => Act::Succeed,
+    });
+    let config = with(|c| c.max_exec_count = 2);
+    let handle = ssproc::Executor::new(db.pool.clone(), table.clone(), Saga::new(&script), config)
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let client = ssproc::Client::<Saga>::new(db.pool.clone(), table.clone());
+    client.register(&Trail::new("runs")).await.unwrap();
+    client.register(&Trail::new("fails")).await.unwrap();
+    let done =
+        crate::common::harness::wait_terminal(&client, "runs", Duration::from_secs(20)).await;
+    let compensated =
+        crate::common::harness::wait_terminal(&client, "fails", Duration::from_secs(20)).await;
+    handle.shutdown().await;
+
+    assert_eq!(done.status, ssproc::JobStatus::Done);
+    assert_eq!(done.data::<Trail>().unwrap().trail, ["s0", "s1", "s2"]);
+    assert_eq!(compensated.status, ssproc::JobStatus::Compensated);
+    assert_eq!((compensated.exec_count, compensated.next_step), (2, -1));
+    assert_eq!(script.compensations("fails"), [1, 0]);
+    assert!(
+        compensated.last_failure.is_none(),
+        "no column to keep it in"
+    );
+    let processes_table: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
+        .bind(format!("{}.bare_processes", db.schema))
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(processes_table, None, "the executor created no table");
+}

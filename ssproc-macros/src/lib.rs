@@ -49,12 +49,23 @@ use proc_macro::TokenStream;
 /// The block stays as written, minus the `#[step]` and `#[compensate]`
 /// markers, so its methods can still be called directly; other items in it
 /// pass through untouched. The type gains an implementation of
-/// `ssproc::Process`, which is what `ssproc::Executor::new` takes:
+/// `ssproc::Process`, and with it the methods that build and start the
+/// executor from the value itself:
+///
+/// ```text
+/// use ssproc::Process;
+///
+/// let handle = Fulfilment { .. }.spawn_executor(pool, table, config).await?;
+/// ```
+///
+/// which is, written by hand:
 ///
 /// ```text
 /// let executor = ssproc::Executor::new(pool, table, Fulfilment { .. }, config)?;
 /// let handle = executor.start().await?;
 /// ```
+///
+/// (`into_executor(pool, table, config)` stops before `start`.)
 ///
 /// # Arguments
 ///

@@ -85,16 +85,30 @@ fn check_identifier(what: &'static str, name: &str) -> Result<(), ConfigError> {
 
 /// How an executor claims and runs jobs.
 ///
-/// Defaults follow the Go library this one descends from. Build one with
-/// [`ExecutorConfig::default`] and struct update syntax; it is checked by
-/// [`Executor::new`](crate::Executor::new).
+/// Defaults follow the Go library this one descends from. Start from
+/// [`ExecutorConfig::default`] and set the fields you need (the struct is
+/// `#[non_exhaustive]`, so struct update syntax works only inside this
+/// crate); it is checked by [`Executor::new`](crate::Executor::new).
+///
+/// ```
+/// # use ssproc_runtime as ssproc;
+/// use std::time::Duration;
+///
+/// let mut config = ssproc::ExecutorConfig::default();
+/// config.name = "billing-eu".to_owned();
+/// config.max_workers = 16;
+/// config.heartbeat_interval = Duration::from_secs(10);
+/// config.lease_duration = Duration::from_secs(30);
+/// config.validate().unwrap();
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ExecutorConfig {
     /// Prefix of every attempt token, to tell executors apart in the
-    /// `goroutine_id` column. Default: empty. The token is the prefix, a
-    /// random executor instance id and a counter, and stays within 100 bytes
-    /// for a prefix of up to 40.
+    /// `goroutine_id` column. Default: empty. At most
+    /// [`MAX_NAME_LEN`](ExecutorConfig::MAX_NAME_LEN) bytes, without NUL
+    /// characters. The token is the prefix, a random executor instance id
+    /// and two counters, and stays within 130 bytes.
     pub name: String,
     /// Jobs run at once by this executor. Default: the number of CPUs.
     /// Must be at least 1.
@@ -187,19 +201,36 @@ impl Default for ExecutorConfig {
     }
 }
 
-/// Durations handed to PostgreSQL as milliseconds must fit comfortably.
+/// Durations handed to PostgreSQL (as seconds) must fit comfortably.
 const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
 
 impl ExecutorConfig {
+    /// The longest [`name`](ExecutorConfig::name), in bytes.
+    pub const MAX_NAME_LEN: usize = 64;
+
     /// Checks every field; the first problem found is returned.
     ///
     /// # Errors
     ///
+    /// [`ConfigError::NameTooLong`], [`ConfigError::NameNul`],
     /// [`ConfigError::ZeroCount`], [`ConfigError::ZeroDuration`],
     /// [`ConfigError::DurationTooLarge`], [`ConfigError::CleanupUnset`],
     /// [`ConfigError::LeaseNotAboveHeartbeat`] or
     /// [`ConfigError::BackoffMaxBelowBase`].
     pub fn validate(&self) -> Result<(), ConfigError> {
+        // The name goes into every token: one the column cannot store would
+        // fail every claim.
+        if self.name.len() > Self::MAX_NAME_LEN {
+            return Err(ConfigError::NameTooLong {
+                len: self.name.len(),
+                max: Self::MAX_NAME_LEN,
+            });
+        }
+        if self.name.contains('\0') {
+            return Err(ConfigError::NameNul {
+                name: self.name.clone(),
+            });
+        }
         let counts = [
             ("max_workers", self.max_workers as i64),
             ("max_jobs_per_sweep", self.max_jobs_per_sweep as i64),
@@ -302,6 +333,27 @@ mod tests {
             config.validate(),
             Err(ConfigError::ZeroCount {
                 field: "max_workers"
+            })
+        );
+    }
+
+    #[test]
+    fn names_that_tokens_cannot_carry_rejected() {
+        let mut config = ExecutorConfig {
+            name: "n".repeat(ExecutorConfig::MAX_NAME_LEN),
+            ..ExecutorConfig::default()
+        };
+        config.validate().unwrap();
+        config.name.push('n');
+        assert_eq!(
+            config.validate(),
+            Err(ConfigError::NameTooLong { len: 65, max: 64 })
+        );
+        config.name = "a\0b".to_owned();
+        assert_eq!(
+            config.validate(),
+            Err(ConfigError::NameNul {
+                name: "a\0b".to_owned()
             })
         );
     }

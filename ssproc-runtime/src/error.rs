@@ -17,6 +17,23 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// The executor name is longer than
+    /// [`ExecutorConfig::MAX_NAME_LEN`](crate::ExecutorConfig::MAX_NAME_LEN)
+    /// bytes.
+    #[error("executor name is {len} bytes long, at most {max} fit in a token")]
+    NameTooLong {
+        /// The name's length in bytes.
+        len: usize,
+        /// The longest name allowed.
+        max: usize,
+    },
+    /// The executor name contains a NUL character, which PostgreSQL text
+    /// cannot hold.
+    #[error("executor name {name:?} contains a NUL character")]
+    NameNul {
+        /// The name given.
+        name: String,
+    },
     /// A duration setting that must be positive is zero.
     #[error("{field} must be greater than zero")]
     ZeroDuration {
@@ -246,6 +263,11 @@ pub enum SaveError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StartError {
+    /// The configuration or the process was refused before starting
+    /// ([`Process::spawn_executor`](crate::Process::spawn_executor) only:
+    /// [`Executor::new`](crate::Executor::new) returns it as it is).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// The jobs table failed validation.
     #[error(transparent)]
     Schema(#[from] SchemaError),

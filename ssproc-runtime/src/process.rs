@@ -3,6 +3,11 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use sqlx::PgPool;
+
+use crate::config::{ExecutorConfig, JobTable};
+use crate::error::{ConfigError, StartError};
+use crate::executor::{Executor, ExecutorHandle};
 use crate::job::JobData;
 use crate::step::{StepContext, StepResult};
 
@@ -102,6 +107,62 @@ pub trait Process: Send + Sync + 'static {
         ctx: &'a StepContext,
         data: &'a mut Self::Data,
     ) -> Option<StepFuture<'a>>;
+
+    /// An executor running this process on `table`, checked but not
+    /// started: the same as `Executor::new(pool, table, self, config)`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Executor::new`].
+    fn into_executor(
+        self,
+        pool: PgPool,
+        table: JobTable,
+        config: ExecutorConfig,
+    ) -> Result<Executor<Self>, ConfigError>
+    where
+        Self: Sized,
+    {
+        Executor::new(pool, table, self, config)
+    }
+
+    /// Builds an executor running this process on `table` and starts it:
+    /// the same as `Executor::new(pool, table, self, config)?.start().await`.
+    ///
+    /// ```no_run
+    /// # use ssproc_runtime as ssproc;
+    /// # async fn run<P: ssproc::Process>(pool: sqlx::PgPool, process: P) -> Result<(), ssproc::StartError> {
+    /// use ssproc::Process;
+    ///
+    /// let handle = process
+    ///     .spawn_executor(pool, ssproc::JobTable::default(), ssproc::ExecutorConfig::default())
+    ///     .await?;
+    /// // ... register jobs, serve requests ...
+    /// handle.shutdown().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`StartError::Config`] for what [`Executor::new`] refuses, and any
+    /// other [`StartError`] of [`Executor::start`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe, as [`Executor::start`]: dropped before it returns,
+    /// nothing has been started.
+    fn spawn_executor(
+        self,
+        pool: PgPool,
+        table: JobTable,
+        config: ExecutorConfig,
+    ) -> impl Future<Output = Result<ExecutorHandle, StartError>> + Send
+    where
+        Self: Sized,
+    {
+        async move { Executor::new(pool, table, self, config)?.start().await }
+    }
 }
 
 /// The failure a process returns for a step index it does not have.

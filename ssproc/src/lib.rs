@@ -17,7 +17,7 @@
 //!
 //! ```no_run
 //! use serde::{Deserialize, Serialize};
-//! use ssproc::{process, JobData, StepContext, StepError, StepOutcome, StepResult};
+//! use ssproc::{process, JobData, Process, StepContext, StepError, StepOutcome, StepResult};
 //!
 //! #[derive(Debug, Clone, Serialize, Deserialize, JobData)]
 //! struct Order {
@@ -77,10 +77,11 @@
 //! let table = ssproc::JobTable::default();
 //! ssproc::migrate(&pool, &table).await?;
 //!
+//! // `spawn_executor` comes with `#[process]` (through the `Process` trait):
+//! // it is `Executor::new(pool, table, process, config)?.start().await`.
 //! let process = Fulfilment { shop: pool.clone() };
 //! let config = ssproc::ExecutorConfig::default();
-//! let executor = ssproc::Executor::new(pool.clone(), table.clone(), process, config)?;
-//! let handle = executor.start().await?;
+//! let handle = process.spawn_executor(pool.clone(), table.clone(), config).await?;
 //!
 //! let client = ssproc::Client::<Fulfilment>::new(pool.clone(), table);
 //! let order = Order { order_id: "o-1".into(), amount_cents: 1999, charge_id: None };
@@ -269,11 +270,12 @@ pub use ssproc_runtime::*;
 /// assert_eq!(Fulfilment::STEPS, ["reserve_stock", "charge"]);
 ///
 /// # async fn run(pool: sqlx::PgPool) -> Result<(), Box<dyn std::error::Error>> {
-/// // The process value goes into the executor that runs its jobs.
+/// // The process value builds and starts the executor that runs its jobs;
+/// // by hand: `ssproc::Executor::new(pool, table, Fulfilment, config)?.start()`.
+/// use ssproc::Process;
 /// let table = ssproc::JobTable::default();
 /// let config = ssproc::ExecutorConfig::default();
-/// let executor = ssproc::Executor::new(pool, table, Fulfilment, config)?;
-/// let handle = executor.start().await?;
+/// let handle = Fulfilment.spawn_executor(pool, table, config).await?;
 /// // ... register jobs, serve requests ...
 /// handle.shutdown().await;
 /// # Ok(())

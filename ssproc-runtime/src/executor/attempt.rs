@@ -1,7 +1,7 @@
 //! One attempt: run a claimed job's steps (or compensations) until it ends,
 //! fails, or loses its lease.
 
-use std::panic::AssertUnwindSafe;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use futures_util::FutureExt;
@@ -91,9 +91,10 @@ impl<P: Process> Attempt<'_, P> {
 
         for step in first..steps {
             let ctx = self.context(job, step, RunType::Normal, job.exec_count);
-            let call = self
-                .call(self.process.run_step(step, &ctx, data), deadline)
-                .await;
+            let call = match start(|| self.process.run_step(step, &ctx, data)) {
+                Ok(future) => self.call(future, deadline).await,
+                Err(panicked) => panicked,
+            };
             let index = step as i32;
             let (transition, end) = match call {
                 Call::Cancelled => return End::Stopped,
@@ -115,6 +116,7 @@ impl<P: Process> Attempt<'_, P> {
                 }
                 Call::Outcome(StepOutcome::EarlyExitError { reason }) => {
                     let failure = self.failure(job, index, FailureKind::EarlyExit, reason);
+                    tracing::error!(step = P::STEPS[step], error = %failure.message, "job ended in error by its step");
                     let end = self.finish_error(job, Some(data), index, RunType::Normal, &failure);
                     return end.await;
                 }
@@ -255,11 +257,15 @@ impl<P: Process> Attempt<'_, P> {
         while let Some(current) = step {
             let index = current as i32;
             let ctx = self.context(job, current, RunType::Compensation, attempt);
-            let Some(future) = self.process.run_compensation(current, &ctx, data) else {
-                step = next_compensated::<P>(current);
-                continue;
+            let call = match start(|| self.process.run_compensation(current, &ctx, data)) {
+                Ok(Some(future)) => self.call(future, deadline).await,
+                Ok(None) => {
+                    step = next_compensated::<P>(current);
+                    continue;
+                }
+                Err(panicked) => panicked,
             };
-            let (status, next) = match self.call(future, deadline).await {
+            let (status, next) = match call {
                 Call::Cancelled => return End::Stopped,
                 Call::Outcome(StepOutcome::Success) => match next_compensated::<P>(current) {
                     Some(lower) => (JobStatus::Ready, lower as i32),
@@ -274,6 +280,7 @@ impl<P: Process> Attempt<'_, P> {
                         FailureKind::EarlyExit,
                         reason,
                     );
+                    tracing::error!(step = P::STEPS[current], error = %failure.message, "job ended in error by its compensation");
                     let end =
                         self.finish_error(job, Some(data), index, RunType::Compensation, &failure);
                     return end.await;
@@ -347,7 +354,7 @@ impl<P: Process> Attempt<'_, P> {
                     kind: if error.is_permanent() { FailureKind::Permanent } else { FailureKind::Error },
                     message: error.message(),
                 },
-                Err(panic) => Call::Failed { kind: FailureKind::Panic, message: panic_message(&*panic) },
+                Err(panic) => panicked(&*panic),
             },
         }
     }
@@ -520,6 +527,20 @@ fn next_compensated<P: Process>(below: usize) -> Option<usize> {
 /// `index` as a step position when it names one of `steps` steps.
 fn step_index(index: i32, steps: usize) -> Option<usize> {
     usize::try_from(index).ok().filter(|&index| index < steps)
+}
+
+/// Calls a dispatch method of the process, catching a panic: a process
+/// written by hand may panic before it returns its future.
+fn start<T>(dispatch: impl FnOnce() -> T) -> Result<T, Call> {
+    catch_unwind(AssertUnwindSafe(dispatch)).map_err(|panic| panicked(&*panic))
+}
+
+/// A step that panicked, as a failure of its attempt.
+fn panicked(panic: &(dyn std::any::Any + Send)) -> Call {
+    Call::Failed {
+        kind: FailureKind::Panic,
+        message: panic_message(panic),
+    }
 }
 
 /// The message of a caught panic: its `&str` or `String` payload.
