@@ -115,7 +115,9 @@
 //!
 //! [`Executor::execute_and_wait`] registers a job already claimed by the
 //! caller, runs its first attempt in the caller's task and returns the
-//! latest stored data with an [`Outcome`].
+//! latest stored data with an [`Outcome`]. It validates the table, but does
+//! not check the step list as [`Executor::start`] does: start an executor of
+//! the process (as you need one anyway for retries) to have it checked.
 //!
 //! # How a step ends
 //!
@@ -145,6 +147,12 @@
 //! per attempt from [`ExecutorConfig::retry_backoff_base`], with jitter, up
 //! to [`ExecutorConfig::retry_backoff_max`]. The reason of the last failure
 //! is stored with the job ([`Job::last_failure`]).
+//!
+//! Stored data that no longer deserializes into the job data type (a field
+//! renamed without `#[serde(alias)]`, say) ends the job in `error` at once,
+//! with a [`FailureKind::Data`] reason naming the serde error: no retry can
+//! change it, and no compensation can run without the data it reads. Fix
+//! the type or the row, then retry the job ([`Jobs::retry`]).
 //!
 //! # Leases, heartbeats and fencing
 //!
