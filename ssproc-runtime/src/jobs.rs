@@ -94,8 +94,11 @@ impl Jobs {
     /// Page `page` (from 0) of `page_size` jobs matching `filter`, newest
     /// first, with the total count. Both queries go to the same pool.
     ///
-    /// Offsets cost as much as the rows they skip; for deep listings use
-    /// [`list_after`](Jobs::list_after).
+    /// The page is read in newest-first order through the listing index
+    /// that [`migrate`](crate::migrate) creates, but an offset still costs
+    /// as much as the rows it skips, and the total counts every matching
+    /// job (without a process filter, by reading the whole table). For deep
+    /// listings use [`list_after`](Jobs::list_after).
     ///
     /// # Errors
     ///
@@ -117,8 +120,16 @@ impl Jobs {
     }
 
     /// Up to `limit` jobs matching `filter`, newest first, after `cursor`
-    /// (from the newest when `None`). Each batch costs the same however deep
-    /// it is; pass the returned `next` to get the following one.
+    /// (from the newest when `None`); pass the returned `next` to get the
+    /// following batch.
+    ///
+    /// Each batch reads the listing index that [`migrate`](crate::migrate)
+    /// creates from the cursor on, so its cost does not grow with its depth.
+    /// It grows with how rare matching jobs are: filters on process,
+    /// status, job id and creation time are checked on index entries, so
+    /// the jobs in between cost an index entry each; the other filters read
+    /// the row of every job in between. A table without the listing index
+    /// (made by the reference DDL alone) sorts every matching job per batch.
     ///
     /// # Errors
     ///
