@@ -301,3 +301,154 @@ async fn listings_read_through_an_index() {
         .await;
     }
 }
+
+/// A database of its own, `name`, in the test cluster, holding an empty
+/// migrated table of the same schema and name as `db`'s: it stands in for
+/// a replica whose rows differ from the primary's, so that a test can tell
+/// which one answered. Creating it takes a role allowed to create
+/// databases, as the throwaway cluster's is.
+async fn other_database(db: &TestDb, name: &str) -> PgPool {
+    for statement in [
+        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        sqlx::raw_sql(&statement).execute(&db.pool).await.unwrap();
+    }
+    let options = PgConnectOptions::from_str(&db.url)
+        .unwrap()
+        .database(name)
+        .application_name(name);
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(options)
+        .await
+        .unwrap();
+    sqlx::raw_sql(&format!("CREATE SCHEMA {}", db.schema))
+        .execute(&pool)
+        .await
+        .unwrap();
+    ssproc::migrate(&pool, &db.table).await.unwrap();
+    pool
+}
+
+/// Inserts jobs of process `scripted` given as `(job_id, status)`; the
+/// finished ones ended an hour ago.
+async fn insert(pool: &PgPool, db: &TestDb, rows: &[(&str, &str)]) {
+    for (job_id, status) in rows {
+        sqlx::query(&format!(
+            "INSERT INTO {}.jobs (job_id, job_data, process_id, status, end_ts)
+            VALUES ($1, '{{}}', 'scripted', $2,
+                CASE WHEN $2 <> 'ready' THEN now() - interval '1 hour' END)",
+            db.schema
+        ))
+        .bind(job_id)
+        .bind(status)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+}
+
+/// Where `job_id` stands in the table behind `pool`.
+async fn state(pool: &PgPool, db: &TestDb, job_id: &str) -> Option<(String, String)> {
+    sqlx::query_as(&format!(
+        "SELECT status::text, run_type::text FROM {}.jobs WHERE job_id = $1",
+        db.schema
+    ))
+    .bind(job_id)
+    .fetch_optional(pool)
+    .await
+    .unwrap()
+}
+
+/// Listing, counting and statistics go to the replicas in turn; reading
+/// one job, the actions and cleanup go to the primary. Each replica is a
+/// database of its own holding other rows, so every answer shows where it
+/// came from. Executors and clients take the primary pool alone; `Jobs` is
+/// the only reader of replicas.
+#[tokio::test]
+async fn replicas_answer_reads_and_the_primary_takes_writes() {
+    let db = test_db("filter_replicas").await;
+    let replica_a = other_database(&db, "filter_replicas_a").await;
+    let replica_b = other_database(&db, "filter_replicas_b").await;
+    let primary = &db.pool;
+    let rows = [
+        ("shared", "ready"),
+        ("failed", "error"),
+        ("gone", "done"),
+        ("old", "done"),
+    ];
+    insert(primary, &db, &rows).await;
+    let rows = [
+        ("shared", "done"),
+        ("gone", "done"),
+        ("old", "done"),
+        ("a_only", "ready"),
+    ];
+    insert(&replica_a, &db, &rows).await;
+    insert(&replica_b, &db, &[("b_only", "error")]).await;
+    let jobs = Jobs::new(primary.clone(), db.table.clone())
+        .with_replicas(vec![replica_a.clone(), replica_b.clone()]);
+
+    // Round robin: a, b, a, b; a page and its total from the same replica.
+    let all = JobFilter::new();
+    let page = jobs.list(&all, 0, 10).await.unwrap();
+    assert_eq!(
+        (page.total, ids(&page.jobs)),
+        (4, vec!["a_only", "old", "gone", "shared"])
+    );
+    let page = jobs.list(&all, 0, 10).await.unwrap();
+    assert_eq!((page.total, ids(&page.jobs)), (1, vec!["b_only"]));
+    let batch = jobs.list_after(&all, None, 10).await.unwrap();
+    assert_eq!(ids(&batch.jobs), ["a_only", "old", "gone", "shared"]);
+    let stats = jobs.stats().await.unwrap();
+    assert_eq!(
+        (stats.len(), stats[0].error, stats[0].ready, stats[0].done),
+        (1, 1, 0, 0),
+        "replica b's one job: {stats:?}"
+    );
+
+    // One job is read from the primary, so it sees its own writes.
+    let shared = jobs.job("shared").await.unwrap().unwrap();
+    assert_eq!(shared.status, JobStatus::Ready);
+    assert!(jobs.job("a_only").await.unwrap().is_none());
+
+    // Every action changes the primary alone. On replica a, `shared` is
+    // done: a cancel sent there would be refused.
+    jobs.cancel("shared").await.unwrap();
+    jobs.retry("failed").await.unwrap();
+    jobs.delete("gone").await.unwrap();
+    let deleted = jobs
+        .cleanup("scripted", Duration::from_secs(600), 10)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1, "old, on the primary");
+    let on = |status: &str, run_type: &str| Some((status.to_owned(), run_type.to_owned()));
+    assert_eq!(
+        state(primary, &db, "shared").await,
+        on("ready", "compensation")
+    );
+    assert_eq!(state(primary, &db, "failed").await, on("ready", "normal"));
+    assert_eq!(state(primary, &db, "gone").await, None);
+    assert_eq!(state(primary, &db, "old").await, None);
+    for job_id in ["shared", "gone", "old"] {
+        assert_eq!(
+            state(&replica_a, &db, job_id).await,
+            on("done", "normal"),
+            "{job_id} on replica a"
+        );
+    }
+    assert_eq!(
+        state(&replica_b, &db, "b_only").await,
+        on("error", "normal")
+    );
+
+    replica_a.close().await;
+    replica_b.close().await;
+    for name in ["filter_replicas_a", "filter_replicas_b"] {
+        sqlx::raw_sql(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .execute(primary)
+            .await
+            .unwrap();
+    }
+}
