@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use ssproc::{AdminError, JobStatus, Jobs, RunType, StartAt};
+use ssproc::{AdminError, CleanupError, JobStatus, Jobs, RunType, StartAt};
 
 use crate::common::harness::{fast_config, start, wait_terminal, with};
 use crate::common::scripted::{Act, Plain, Saga, Script, Trail};
@@ -195,6 +195,53 @@ async fn cleanup_removes_old_done_and_compensated_jobs_only() {
     )
     .await;
     handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn cleanup_refuses_a_zero_batch_and_stops_on_a_short_one() {
+    let db = test_db("admin_cleanup_batches").await;
+    sqlx::query(&format!(
+        "INSERT INTO {}.jobs (job_id, job_data, process_id, status, end_ts)
+        SELECT 'old' || i, '{{}}', 'scripted', 'done', now() - interval '1 hour'
+        FROM generate_series(1, 5) AS i",
+        db.schema
+    ))
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let jobs = Jobs::new(db.pool.clone(), db.table.clone());
+    let threshold = Duration::from_secs(600);
+    let bounded = Duration::from_secs(10);
+
+    let refused = tokio::time::timeout(bounded, jobs.cleanup("scripted", threshold, 0))
+        .await
+        .expect("a zero batch size returns at once");
+    assert!(
+        matches!(refused, Err(CleanupError::ZeroBatchSize)),
+        "{refused:?}"
+    );
+    let left = jobs.list(&ssproc::JobFilter::new(), 0, 10).await.unwrap();
+    assert_eq!(left.total, 5, "nothing deleted");
+
+    // Five full batches of one, then an empty one ends the run.
+    let deleted = tokio::time::timeout(bounded, jobs.cleanup("scripted", threshold, 1))
+        .await
+        .expect("cleanup ends")
+        .unwrap();
+    assert_eq!(deleted, 5);
+
+    let missing = ssproc::JobTable::new(&db.schema, "absent").unwrap();
+    let error = Jobs::new(db.pool.clone(), missing)
+        .cleanup("scripted", threshold, 10)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            CleanupError::Database { process_id, deleted: 0, .. } if process_id == "scripted"
+        ),
+        "{error:?}"
+    );
 }
 
 #[tokio::test]

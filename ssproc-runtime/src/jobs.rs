@@ -1,6 +1,7 @@
 //! The operator's handle: list, inspect, retry, cancel and delete jobs of
 //! any process, and count them.
 
+use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 
 use crate::config::JobTable;
-use crate::error::{AdminError, ReadError};
+use crate::error::{AdminError, CleanupError, ReadError};
 use crate::filter::{Cursor, CursorPage, JobFilter, JobPage};
 use crate::job::{Job, JobStatus};
 use crate::storage::{SchemaInfo, Store};
@@ -245,18 +246,21 @@ impl Jobs {
 
     /// Deletes `done` and `compensated` jobs of `process_id` that ended more
     /// than `threshold` ago, `batch_size` rows per statement, skipping rows
-    /// locked by others. Returns how many were deleted.
+    /// locked by others, until a batch deletes fewer. Returns how many were
+    /// deleted.
     ///
     /// # Errors
     ///
-    /// The database error of the failing batch; earlier batches stay
-    /// deleted.
+    /// [`CleanupError::ZeroBatchSize`] when `batch_size` is zero, before
+    /// anything is sent; [`CleanupError::Database`] when a batch failed,
+    /// with how many earlier batches deleted (they stay deleted).
     pub async fn cleanup(
         &self,
         process_id: &str,
         threshold: Duration,
         batch_size: usize,
-    ) -> Result<u64, sqlx::Error> {
+    ) -> Result<u64, CleanupError> {
+        let batch_size = NonZeroUsize::new(batch_size).ok_or(CleanupError::ZeroBatchSize)?;
         crate::cleanup::run_once(&self.store, process_id, threshold, batch_size).await
     }
 
