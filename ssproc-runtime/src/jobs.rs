@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
 use crate::config::JobTable;
@@ -205,25 +206,35 @@ impl Jobs {
         Err(self.refusal(job_id, "retry", "error").await)
     }
 
-    /// Stops retrying a `ready` job in its normal run and compensates it
-    /// now, as a permanent failure would: compensation starts at the step
-    /// the job is at. A process with no compensation ends the job in
-    /// `error` instead.
+    /// Stops retrying a `ready` job in its normal run and compensates it,
+    /// as a permanent failure would: compensation starts at the step the
+    /// job is at. A process with no compensation ends the job in `error`
+    /// instead. Where the table has the `last_failure` column, the
+    /// cancellation becomes the job's last failure, of kind
+    /// [`FailureKind::Cancelled`](crate::FailureKind::Cancelled).
     ///
-    /// A live attempt is fenced first: its token is replaced, so its next
-    /// write or heartbeat finds the job gone and it stops before another
-    /// step. A step body already running may still finish its own side
-    /// effects, while the compensation may already run elsewhere.
+    /// A job that no attempt holds is compensated at once. A live attempt
+    /// is fenced: its token is replaced, so its next write or heartbeat
+    /// finds the job gone and it stops before another step. Its lease keeps
+    /// its expiry and is no longer renewed, and the compensation is claimed
+    /// only after it ends (at the next sweep after that), so that it does
+    /// not run beside the step body still running. A body that ignores its
+    /// cancellation and outlives the lease (on a stalled executor, say) can
+    /// still overlap the compensation, as with any lease that runs out.
+    ///
+    /// Returns when that lease ends, on the database clock, if one was live;
+    /// `None` when the compensation can start at once.
     ///
     /// # Errors
     ///
     /// [`AdminError::NotFound`], [`AdminError::WrongState`] when the job is
     /// terminal or already compensating, [`AdminError::Database`].
-    pub async fn cancel(&self, job_id: &str) -> Result<(), AdminError> {
+    pub async fn cancel(&self, job_id: &str) -> Result<Option<DateTime<Utc>>, AdminError> {
         let fence = format!("cancelled:{}", uuid::Uuid::new_v4().simple());
-        if self.store.job_cancel(job_id, &fence).await? {
+        let message = "cancelled by an operator";
+        if let Some(lease) = self.store.job_cancel(job_id, &fence, message).await? {
             tracing::info!(job_id, "job cancelled by operator");
-            return Ok(());
+            return Ok(lease);
         }
         Err(self.refusal(job_id, "cancel", "ready, normal run").await)
     }

@@ -53,7 +53,12 @@ pub(crate) enum JobsCommand {
     Show(ShowArgs),
     /// Put a job in `error` back to `ready` at the step where it stopped.
     Retry(JobIdArg),
-    /// Stop retrying a `ready` job and run its compensations now.
+    /// Stop retrying a `ready` job and run its compensations.
+    ///
+    /// A job no attempt holds is compensated at once. A running attempt is
+    /// fenced: it stops at its next write or heartbeat, and the
+    /// compensation starts once its lease ends. The cancellation is
+    /// recorded as the job's last failure.
     Cancel(JobIdArg),
     /// Delete a job in `done`, `compensated` or `error`.
     Delete(JobIdArg),
