@@ -340,11 +340,14 @@ async fn cleanup_refuses_a_zero_batch_and_stops_on_a_short_one() {
 async fn stats_count_by_process_and_status() {
     let db = test_db("admin_stats").await;
     sqlx::raw_sql(&format!(
-        "INSERT INTO {}.jobs (job_id, job_data, process_id, status, created_ts) VALUES
-            ('a', '{{}}', 'p1', 'ready', now() - interval '90 seconds'),
-            ('b', '{{}}', 'p1', 'ready', now()),
-            ('c', '{{}}', 'p1', 'done', now()),
-            ('d', '{{}}', 'p2', 'error', now())",
+        "INSERT INTO {}.jobs (job_id, job_data, process_id, status, created_ts, start_after_ts)
+        VALUES
+            ('a', '{{}}', 'p1', 'ready', now() - interval '2 hours', now() + interval '1 hour'),
+            ('b', '{{}}', 'p1', 'ready', now() - interval '1 hour', now() - interval '90 seconds'),
+            ('c', '{{}}', 'p1', 'ready', now(), now()),
+            ('d', '{{}}', 'p1', 'done', now() - interval '3 hours', now() - interval '3 hours'),
+            ('e', '{{}}', 'p2', 'error', now(), now()),
+            ('f', '{{}}', 'p3', 'ready', now() - interval '1 day', now() + interval '1 day')",
         db.schema
     ))
     .execute(&db.pool)
@@ -354,11 +357,12 @@ async fn stats_count_by_process_and_status() {
         .stats()
         .await
         .unwrap();
-    assert_eq!(stats.len(), 2);
+    assert_eq!(stats.len(), 3);
     assert_eq!(
         (stats[0].process_id.as_str(), stats[0].ready, stats[0].done),
-        ("p1", 2, 1)
+        ("p1", 3, 1)
     );
+    // Measured from when b became due; a, scheduled, and d, done, are older.
     let age = stats[0].oldest_ready_age.unwrap();
     assert!(
         age >= Duration::from_secs(90) && age < Duration::from_secs(120),
@@ -369,4 +373,6 @@ async fn stats_count_by_process_and_status() {
         ("p2", 1, 0)
     );
     assert_eq!(stats[1].oldest_ready_age, None);
+    assert_eq!((stats[2].process_id.as_str(), stats[2].ready), ("p3", 1));
+    assert_eq!(stats[2].oldest_ready_age, None, "f is not due yet");
 }

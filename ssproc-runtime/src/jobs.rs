@@ -49,7 +49,11 @@ pub struct ProcessStats {
     pub error: i64,
     /// Jobs in a status ssproc does not write.
     pub other: i64,
-    /// Age of the oldest ready job, on the database clock.
+    /// How long the ready job that has been due the longest has been due:
+    /// the database's `now()` minus its `start_after_ts`. Jobs due later
+    /// (scheduled, or waiting out a retry's backoff) do not count; a job
+    /// being executed does, since it is still ready. `None` when no ready
+    /// job is due.
     pub oldest_ready_age: Option<Duration>,
 }
 
@@ -154,15 +158,16 @@ impl Jobs {
         Ok(CursorPage { jobs, next })
     }
 
-    /// Job counts per process and status, with the oldest ready job's age.
+    /// Job counts per process and status, with how long the ready job due
+    /// the longest has been due (see
+    /// [`oldest_ready_age`](ProcessStats::oldest_ready_age)).
     ///
     /// # Errors
     ///
-    /// [`ReadError::Database`] when a query failed.
+    /// [`ReadError::Database`] when the query failed.
     pub async fn stats(&self) -> Result<Vec<ProcessStats>, ReadError> {
         let pool = self.reader();
         let groups = self.store.job_count_by_status(pool).await?;
-        let now = self.store.now(pool).await?;
         let mut stats: Vec<ProcessStats> = Vec::new();
         for group in groups {
             if stats.last().map(|s| s.process_id.as_str()) != Some(group.process_id.as_str()) {
@@ -177,9 +182,7 @@ impl Jobs {
             match group.status.parse::<JobStatus>() {
                 Ok(JobStatus::Ready) => {
                     entry.ready += group.count;
-                    entry.oldest_ready_age = group
-                        .oldest_created
-                        .and_then(|created| (now - created).to_std().ok());
+                    entry.oldest_ready_age = group.oldest_due;
                 }
                 Ok(JobStatus::Done) => entry.done += group.count,
                 Ok(JobStatus::Compensated) => entry.compensated += group.count,

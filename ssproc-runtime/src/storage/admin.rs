@@ -14,8 +14,9 @@ pub(crate) struct StatusCount {
     pub(crate) process_id: String,
     pub(crate) status: String,
     pub(crate) count: i64,
-    /// Registration time of the oldest job in the group.
-    pub(crate) oldest_created: Option<DateTime<Utc>>,
+    /// For ready jobs, how long the one due longest has been due; `None`
+    /// for other statuses and when every ready job is due later.
+    pub(crate) oldest_due: Option<Duration>,
 }
 
 impl Store {
@@ -184,33 +185,35 @@ WHERE t.job_id = doomed.job_id",
         Ok(result.rows_affected())
     }
 
-    /// Job counts per process and status.
+    /// Job counts per process and status, and for ready jobs how long the
+    /// one due longest has been due, on the database clock.
     pub(crate) async fn job_count_by_status(
         &self,
         pool: &PgPool,
     ) -> Result<Vec<StatusCount>, sqlx::Error> {
         let sql = format!(
-            "SELECT process_id::text, status::text, count(*), min(created_ts)
+            "SELECT process_id::text,
+    status::text,
+    count(*),
+    EXTRACT(EPOCH FROM now() - min(start_after_ts) FILTER (
+        WHERE status = 'ready'
+            AND start_after_ts <= now()
+    ))::float8
 FROM {table}
 GROUP BY process_id, status
 ORDER BY process_id, status",
             table = self.inner.quoted
         );
-        let rows: Vec<(String, String, i64, Option<DateTime<Utc>>)> =
+        let rows: Vec<(String, String, i64, Option<f64>)> =
             sqlx::query_as(&sql).fetch_all(pool).await?;
         Ok(rows
             .into_iter()
-            .map(|(process_id, status, count, oldest_created)| StatusCount {
+            .map(|(process_id, status, count, due_secs)| StatusCount {
                 process_id,
                 status,
                 count,
-                oldest_created,
+                oldest_due: due_secs.and_then(|secs| Duration::try_from_secs_f64(secs).ok()),
             })
             .collect())
-    }
-
-    /// The database clock, so that ages are measured on one clock.
-    pub(crate) async fn now(&self, pool: &PgPool) -> Result<DateTime<Utc>, sqlx::Error> {
-        sqlx::query_scalar("SELECT now()").fetch_one(pool).await
     }
 }

@@ -41,7 +41,12 @@ pub(crate) enum Command {
     /// List, inspect and act on jobs.
     #[command(subcommand)]
     Jobs(JobsCommand),
-    /// Count jobs by process and status, with the age of the oldest ready job.
+    /// Count jobs by process and status, with how long the oldest due ready
+    /// job has been due.
+    ///
+    /// OLDEST READY is measured from the time a ready job became due (its
+    /// start-after time), so jobs scheduled for later or waiting out a
+    /// retry's backoff do not count; a job being executed does.
     Stats(StatsArgs),
 }
 
