@@ -131,11 +131,12 @@ impl Jobs {
     ///
     /// Each batch reads the listing index that [`migrate`](crate::migrate)
     /// creates from the cursor on, so its cost does not grow with its depth.
-    /// It grows with how rare matching jobs are: filters on process,
+    /// It grows with how rare matching jobs are: filters on process, one
     /// status, job id and creation time are checked on index entries, so
-    /// the jobs in between cost an index entry each; the other filters read
-    /// the row of every job in between. A table without the listing index
-    /// (made by the reference DDL alone) sorts every matching job per batch.
+    /// the jobs in between cost an index entry each; the other filters, and
+    /// several statuses before PostgreSQL 17, read the row of every job in
+    /// between. A table without the listing index (made by the reference DDL
+    /// alone) sorts every matching job per batch.
     ///
     /// # Errors
     ///
