@@ -386,6 +386,32 @@ async fn retry_cancel_and_delete_refuse_the_wrong_state() {
         status_of(&db, "a3").await,
         Some(("ready".into(), "compensation".into(), 0))
     );
+    let shown = run_on(&db, &["jobs", "show", "a3"]).await;
+    assert!(
+        shown.success().contains(
+            "last failure:  step 0 (), normal attempt 0, cancelled: cancelled by an operator\n"
+        ),
+        "{shown:?}"
+    );
+    // A job an attempt holds is compensated once that attempt's lease ends.
+    insert(&db, Row::new("a4", "orders", "ready")).await;
+    sqlx::query(&format!(
+        "UPDATE {}.jobs
+        SET goroutine_id = 'running', goroutine_lease_expire_ts = now() + interval '1 hour'
+        WHERE job_id = 'a4'",
+        db.schema
+    ))
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let held = run_on(&db, &["jobs", "cancel", "a4"]).await;
+    assert!(
+        held.success().starts_with(
+            "job \"a4\" is cancelled; its compensation starts when the running attempt's \
+             lease ends, at 20"
+        ),
+        "{held:?}"
+    );
     let twice = run_on(&db, &["jobs", "cancel", "a3"]).await;
     assert_eq!(
         twice.failure(1),

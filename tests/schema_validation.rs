@@ -67,6 +67,36 @@ async fn reference_ddl_and_shipped_ddl_pass() {
     ssproc::validate_schema(&db.pool, &table).await.unwrap();
 }
 
+/// `migrate` over a table made by the reference DDL adds the listing index
+/// the reference lacks, once; the table validates before and after.
+#[tokio::test]
+async fn migrate_adds_the_listing_index_to_a_reference_table() {
+    let db = test_db("schema_listing_index").await;
+    validate_changed(&db, "reference", "").await.unwrap();
+    let table = JobTable::new(&db.schema, "reference").unwrap();
+    let listing = || async {
+        sqlx::query_scalar::<_, String>(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND indexname = $2",
+        )
+        .bind(&db.schema)
+        .bind("reference_created_idx")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap()
+    };
+    assert!(listing().await.is_empty());
+    for _ in 0..2 {
+        ssproc::migrate(&db.pool, &table).await.unwrap();
+        let found = listing().await;
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].ends_with("USING btree (created_ts, job_id, process_id, status)"),
+            "{found:?}"
+        );
+        ssproc::validate_schema(&db.pool, &table).await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn every_deviation_is_its_typed_error() {
     let db = test_db("schema_deviations").await;

@@ -373,6 +373,28 @@ pub enum ReadError {
     },
 }
 
+/// A cleanup run of [`Jobs::cleanup`](crate::Jobs::cleanup) was refused or
+/// failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CleanupError {
+    /// The batch size is zero, so no batch could delete anything. Nothing
+    /// was sent to the database.
+    #[error("cleanup batch size must be greater than zero")]
+    ZeroBatchSize,
+    /// A batch failed. The batches before it stay deleted.
+    #[error("cleanup of process {process_id:?} failed after deleting {deleted} jobs")]
+    Database {
+        /// The process whose jobs were being deleted.
+        process_id: String,
+        /// How many jobs the earlier batches deleted.
+        deleted: u64,
+        /// The cause.
+        #[source]
+        source: sqlx::Error,
+    },
+}
+
 /// An operator's action on a job was refused or failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

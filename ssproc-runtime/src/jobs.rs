@@ -1,14 +1,16 @@
 //! The operator's handle: list, inspect, retry, cancel and delete jobs of
 //! any process, and count them.
 
+use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
 use crate::config::JobTable;
-use crate::error::{AdminError, ReadError};
+use crate::error::{AdminError, CleanupError, ReadError};
 use crate::filter::{Cursor, CursorPage, JobFilter, JobPage};
 use crate::job::{Job, JobStatus};
 use crate::storage::{SchemaInfo, Store};
@@ -47,7 +49,11 @@ pub struct ProcessStats {
     pub error: i64,
     /// Jobs in a status ssproc does not write.
     pub other: i64,
-    /// Age of the oldest ready job, on the database clock.
+    /// How long the ready job that has been due the longest has been due:
+    /// the database's `now()` minus its `start_after_ts`. Jobs due later
+    /// (scheduled, or waiting out a retry's backoff) do not count; a job
+    /// being executed does, since it is still ready. `None` when no ready
+    /// job is due.
     pub oldest_ready_age: Option<Duration>,
 }
 
@@ -94,8 +100,11 @@ impl Jobs {
     /// Page `page` (from 0) of `page_size` jobs matching `filter`, newest
     /// first, with the total count. Both queries go to the same pool.
     ///
-    /// Offsets cost as much as the rows they skip; for deep listings use
-    /// [`list_after`](Jobs::list_after).
+    /// The page is read in newest-first order through the listing index
+    /// that [`migrate`](crate::migrate) creates, but an offset still costs
+    /// as much as the rows it skips, and the total counts every matching
+    /// job (without a process filter, by reading the whole table). For deep
+    /// listings use [`list_after`](Jobs::list_after).
     ///
     /// # Errors
     ///
@@ -117,8 +126,17 @@ impl Jobs {
     }
 
     /// Up to `limit` jobs matching `filter`, newest first, after `cursor`
-    /// (from the newest when `None`). Each batch costs the same however deep
-    /// it is; pass the returned `next` to get the following one.
+    /// (from the newest when `None`); pass the returned `next` to get the
+    /// following batch.
+    ///
+    /// Each batch reads the listing index that [`migrate`](crate::migrate)
+    /// creates from the cursor on, so its cost does not grow with its depth.
+    /// It grows with how rare matching jobs are: filters on process, one
+    /// status, job id and creation time are checked on index entries, so
+    /// the jobs in between cost an index entry each; the other filters, and
+    /// several statuses before PostgreSQL 17, read the row of every job in
+    /// between. A table without the listing index (made by the reference DDL
+    /// alone) sorts every matching job per batch.
     ///
     /// # Errors
     ///
@@ -141,15 +159,16 @@ impl Jobs {
         Ok(CursorPage { jobs, next })
     }
 
-    /// Job counts per process and status, with the oldest ready job's age.
+    /// Job counts per process and status, with how long the ready job due
+    /// the longest has been due (see
+    /// [`oldest_ready_age`](ProcessStats::oldest_ready_age)).
     ///
     /// # Errors
     ///
-    /// [`ReadError::Database`] when a query failed.
+    /// [`ReadError::Database`] when the query failed.
     pub async fn stats(&self) -> Result<Vec<ProcessStats>, ReadError> {
         let pool = self.reader();
         let groups = self.store.job_count_by_status(pool).await?;
-        let now = self.store.now(pool).await?;
         let mut stats: Vec<ProcessStats> = Vec::new();
         for group in groups {
             if stats.last().map(|s| s.process_id.as_str()) != Some(group.process_id.as_str()) {
@@ -164,9 +183,7 @@ impl Jobs {
             match group.status.parse::<JobStatus>() {
                 Ok(JobStatus::Ready) => {
                     entry.ready += group.count;
-                    entry.oldest_ready_age = group
-                        .oldest_created
-                        .and_then(|created| (now - created).to_std().ok());
+                    entry.oldest_ready_age = group.oldest_due;
                 }
                 Ok(JobStatus::Done) => entry.done += group.count,
                 Ok(JobStatus::Compensated) => entry.compensated += group.count,
@@ -193,25 +210,35 @@ impl Jobs {
         Err(self.refusal(job_id, "retry", "error").await)
     }
 
-    /// Stops retrying a `ready` job in its normal run and compensates it
-    /// now, as a permanent failure would: compensation starts at the step
-    /// the job is at. A process with no compensation ends the job in
-    /// `error` instead.
+    /// Stops retrying a `ready` job in its normal run and compensates it,
+    /// as a permanent failure would: compensation starts at the step the
+    /// job is at. A process with no compensation ends the job in `error`
+    /// instead. Where the table has the `last_failure` column, the
+    /// cancellation becomes the job's last failure, of kind
+    /// [`FailureKind::Cancelled`](crate::FailureKind::Cancelled).
     ///
-    /// A live attempt is fenced first: its token is replaced, so its next
-    /// write or heartbeat finds the job gone and it stops before another
-    /// step. A step body already running may still finish its own side
-    /// effects, while the compensation may already run elsewhere.
+    /// A job that no attempt holds is compensated at once. A live attempt
+    /// is fenced: its token is replaced, so its next write or heartbeat
+    /// finds the job gone and it stops before another step. Its lease keeps
+    /// its expiry and is no longer renewed, and the compensation is claimed
+    /// only after it ends (at the next sweep after that), so that it does
+    /// not run beside the step body still running. A body that ignores its
+    /// cancellation and outlives the lease (on a stalled executor, say) can
+    /// still overlap the compensation, as with any lease that runs out.
+    ///
+    /// Returns when that lease ends, on the database clock, if one was live;
+    /// `None` when the compensation can start at once.
     ///
     /// # Errors
     ///
     /// [`AdminError::NotFound`], [`AdminError::WrongState`] when the job is
     /// terminal or already compensating, [`AdminError::Database`].
-    pub async fn cancel(&self, job_id: &str) -> Result<(), AdminError> {
+    pub async fn cancel(&self, job_id: &str) -> Result<Option<DateTime<Utc>>, AdminError> {
         let fence = format!("cancelled:{}", uuid::Uuid::new_v4().simple());
-        if self.store.job_cancel(job_id, &fence).await? {
+        let message = "cancelled by an operator";
+        if let Some(lease) = self.store.job_cancel(job_id, &fence, message).await? {
             tracing::info!(job_id, "job cancelled by operator");
-            return Ok(());
+            return Ok(lease);
         }
         Err(self.refusal(job_id, "cancel", "ready, normal run").await)
     }
@@ -234,18 +261,21 @@ impl Jobs {
 
     /// Deletes `done` and `compensated` jobs of `process_id` that ended more
     /// than `threshold` ago, `batch_size` rows per statement, skipping rows
-    /// locked by others. Returns how many were deleted.
+    /// locked by others, until a batch deletes fewer. Returns how many were
+    /// deleted.
     ///
     /// # Errors
     ///
-    /// The database error of the failing batch; earlier batches stay
-    /// deleted.
+    /// [`CleanupError::ZeroBatchSize`] when `batch_size` is zero, before
+    /// anything is sent; [`CleanupError::Database`] when a batch failed,
+    /// with how many earlier batches deleted (they stay deleted).
     pub async fn cleanup(
         &self,
         process_id: &str,
         threshold: Duration,
         batch_size: usize,
-    ) -> Result<u64, sqlx::Error> {
+    ) -> Result<u64, CleanupError> {
+        let batch_size = NonZeroUsize::new(batch_size).ok_or(CleanupError::ZeroBatchSize)?;
         crate::cleanup::run_once(&self.store, process_id, threshold, batch_size).await
     }
 

@@ -23,8 +23,8 @@ mod storage;
 pub use client::{Client, StartAt};
 pub use config::{ExecutorConfig, JobTable};
 pub use error::{
-    AdminError, ConfigError, ExecuteError, ReadError, RegisterError, SaveError, SchemaError,
-    StartError,
+    AdminError, CleanupError, ConfigError, ExecuteError, ReadError, RegisterError, SaveError,
+    SchemaError, StartError,
 };
 pub use executor::{Executed, Executor, ExecutorHandle, Outcome};
 pub use filter::{Cursor, CursorPage, JobFilter, JobPage, TimeRange};

@@ -188,17 +188,19 @@ impl<P: Process> Executor<P> {
             })
         };
         let mut tasks = Vec::new();
-        if let (true, Some(interval), Some(threshold)) = (
+        // Validation at construction refused a zero batch size.
+        if let (true, Some(interval), Some(threshold), Some(batch_size)) = (
             config.cleanup_enabled,
             config.cleanup_interval,
             config.cleanup_threshold,
+            std::num::NonZeroUsize::new(config.cleanup_batch_size),
         ) {
             tasks.push(tokio::spawn(crate::cleanup::run(
                 store.clone(),
                 P::ID,
                 interval,
                 threshold,
-                config.cleanup_batch_size,
+                batch_size,
                 stop_claiming.clone(),
             )));
         }

@@ -14,8 +14,9 @@ pub(crate) struct StatusCount {
     pub(crate) process_id: String,
     pub(crate) status: String,
     pub(crate) count: i64,
-    /// Registration time of the oldest job in the group.
-    pub(crate) oldest_created: Option<DateTime<Utc>>,
+    /// For ready jobs, how long the one due longest has been due; `None`
+    /// for other statuses and when every ready job is due later.
+    pub(crate) oldest_due: Option<Duration>,
 }
 
 impl Store {
@@ -50,35 +51,94 @@ CROSS JOIN LATERAL pg_notify($2, retried.process_id::text) AS notified",
         Ok(retried.is_some())
     }
 
-    /// Switches a `ready` job in its normal run to compensation, due now.
-    /// The token is replaced by `fence`, so a live attempt's next write
-    /// finds the job gone and stops. `false` when no such job exists.
-    pub(crate) async fn job_cancel(&self, job_id: &str, fence: &str) -> Result<bool, sqlx::Error> {
+    /// Switches a `ready` job in its normal run to compensation, due now,
+    /// and records the cancellation as its last failure where the table has
+    /// the `last_failure` column. `None` when no such job exists, else when
+    /// the fenced attempt's lease ends, if it was live.
+    ///
+    /// The token is replaced by `fence`, so a live attempt's next write or
+    /// heartbeat finds the job gone and stops. A live lease keeps its
+    /// expiry, which that heartbeat no longer renews, so no compensation is
+    /// claimed while the old attempt may still run; an expired lease is
+    /// cleared.
+    pub(crate) async fn job_cancel(
+        &self,
+        job_id: &str,
+        fence: &str,
+        message: &str,
+    ) -> Result<Option<Option<DateTime<Utc>>>, sqlx::Error> {
+        let (has_failure, has_registry): (bool, bool) = sqlx::query_as(
+            "SELECT EXISTS (
+        SELECT 1
+        FROM pg_catalog.pg_attribute
+        WHERE attrelid = to_regclass($1)
+            AND attname = 'last_failure'
+            AND atttypid = 'jsonb'::regtype
+            AND NOT attisdropped
+    ),
+    to_regclass($2) IS NOT NULL",
+        )
+        .bind(&self.inner.quoted)
+        .bind(&self.inner.steps_table)
+        .fetch_one(self.pool())
+        .await?;
+        // The step's name as the process last recorded it, when it did.
+        let step_name = if has_registry {
+            format!(
+                "(
+                SELECT s.steps[t.next_subprocess + 1]::text
+                FROM {steps} AS s
+                WHERE s.process_id = t.process_id
+            )",
+                steps = self.inner.steps_table
+            )
+        } else {
+            "NULL".to_owned()
+        };
+        // A `Failure` as serde writes it: kind `FailureKind::Cancelled`.
+        let set_failure = if has_failure {
+            format!(
+                ",
+        last_failure = jsonb_build_object(
+            'step', t.next_subprocess,
+            'step_name', coalesce({step_name}, ''),
+            'run_type', 'normal',
+            'attempt', t.exec_count,
+            'message', $4::text,
+            'kind', 'cancelled'
+        )"
+            )
+        } else {
+            String::new()
+        };
         let sql = format!(
             "WITH cancelled AS (
-    UPDATE {table}
+    UPDATE {table} AS t
     SET run_type = 'compensation',
         goroutine_id = $2,
-        goroutine_lease_expire_ts = NULL,
+        goroutine_lease_expire_ts = CASE
+            WHEN t.goroutine_lease_expire_ts > now() THEN t.goroutine_lease_expire_ts
+        END,
         start_after_ts = now(),
-        last_update_ts = now()
-    WHERE job_id = $1
-        AND status = 'ready'
-        AND run_type = 'normal'
-    RETURNING process_id
+        last_update_ts = now(){set_failure}
+    WHERE t.job_id = $1
+        AND t.status = 'ready'
+        AND t.run_type = 'normal'
+    RETURNING t.process_id, t.goroutine_lease_expire_ts
 )
-SELECT cancelled.process_id::text
+SELECT cancelled.goroutine_lease_expire_ts
 FROM cancelled
 CROSS JOIN LATERAL pg_notify($3, cancelled.process_id::text) AS notified",
             table = self.inner.quoted
         );
-        let cancelled: Option<String> = sqlx::query_scalar(&sql)
+        let mut query = sqlx::query_scalar::<_, Option<DateTime<Utc>>>(&sql)
             .bind(job_id)
             .bind(fence)
-            .bind(self.channel())
-            .fetch_optional(self.pool())
-            .await?;
-        Ok(cancelled.is_some())
+            .bind(self.channel());
+        if has_failure {
+            query = query.bind(message);
+        }
+        query.fetch_optional(self.pool()).await
     }
 
     /// Deletes a job in a terminal status; `false` when none has this id.
@@ -125,33 +185,35 @@ WHERE t.job_id = doomed.job_id",
         Ok(result.rows_affected())
     }
 
-    /// Job counts per process and status.
+    /// Job counts per process and status, and for ready jobs how long the
+    /// one due longest has been due, on the database clock.
     pub(crate) async fn job_count_by_status(
         &self,
         pool: &PgPool,
     ) -> Result<Vec<StatusCount>, sqlx::Error> {
         let sql = format!(
-            "SELECT process_id::text, status::text, count(*), min(created_ts)
+            "SELECT process_id::text,
+    status::text,
+    count(*),
+    EXTRACT(EPOCH FROM now() - min(start_after_ts) FILTER (
+        WHERE status = 'ready'
+            AND start_after_ts <= now()
+    ))::float8
 FROM {table}
 GROUP BY process_id, status
 ORDER BY process_id, status",
             table = self.inner.quoted
         );
-        let rows: Vec<(String, String, i64, Option<DateTime<Utc>>)> =
+        let rows: Vec<(String, String, i64, Option<f64>)> =
             sqlx::query_as(&sql).fetch_all(pool).await?;
         Ok(rows
             .into_iter()
-            .map(|(process_id, status, count, oldest_created)| StatusCount {
+            .map(|(process_id, status, count, due_secs)| StatusCount {
                 process_id,
                 status,
                 count,
-                oldest_created,
+                oldest_due: due_secs.and_then(|secs| Duration::try_from_secs_f64(secs).ok()),
             })
             .collect())
-    }
-
-    /// The database clock, so that ages are measured on one clock.
-    pub(crate) async fn now(&self, pool: &PgPool) -> Result<DateTime<Utc>, sqlx::Error> {
-        sqlx::query_scalar("SELECT now()").fetch_one(pool).await
     }
 }

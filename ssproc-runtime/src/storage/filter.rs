@@ -9,7 +9,8 @@ use crate::filter::{Cursor, JobFilter, TimeRange};
 use crate::job::Job;
 
 impl Store {
-    /// One page of jobs matching `filter`, newest first.
+    /// One page of jobs matching `filter`, newest first: the order of the
+    /// listing index (see [`ddl`](super::ddl)), so no sort is needed.
     pub(crate) async fn job_list(
         &self,
         pool: &PgPool,
@@ -27,8 +28,9 @@ impl Store {
     }
 
     /// Up to `limit` jobs matching `filter` after `cursor`, newest first.
-    /// The row comparison walks the `(created_ts, job_id)` order from the
-    /// cursor on, so deep batches cost what the first one does.
+    /// The row comparison bounds a backward scan of the listing index (see
+    /// [`ddl`](super::ddl)) on `(created_ts, job_id)`, so a batch starts at
+    /// the cursor instead of reading the jobs before it.
     pub(crate) async fn job_list_after(
         &self,
         pool: &PgPool,
@@ -71,12 +73,23 @@ impl Store {
                 .push("\n    AND t.process_id = ")
                 .push_bind(process_id.as_str());
         }
-        if !filter.statuses.is_empty() {
-            let statuses: Vec<&str> = filter.statuses.iter().map(|s| s.as_str()).collect();
-            query
-                .push("\n    AND t.status = ANY(")
-                .push_bind(statuses)
-                .push(")");
+        // One status as `=`: before PostgreSQL 17, `= ANY` on a column after
+        // the first of an index that gives the order is checked on the row,
+        // not on the index entry.
+        match filter.statuses.as_slice() {
+            [] => {}
+            [status] => {
+                query
+                    .push("\n    AND t.status = ")
+                    .push_bind(status.as_str());
+            }
+            statuses => {
+                let statuses: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+                query
+                    .push("\n    AND t.status = ANY(")
+                    .push_bind(statuses)
+                    .push(")");
+            }
         }
         if let Some(run_type) = filter.run_type {
             query

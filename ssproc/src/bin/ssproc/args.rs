@@ -41,7 +41,12 @@ pub(crate) enum Command {
     /// List, inspect and act on jobs.
     #[command(subcommand)]
     Jobs(JobsCommand),
-    /// Count jobs by process and status, with the age of the oldest ready job.
+    /// Count jobs by process and status, with how long the oldest due ready
+    /// job has been due.
+    ///
+    /// OLDEST READY is measured from the time a ready job became due (its
+    /// start-after time), so jobs scheduled for later or waiting out a
+    /// retry's backoff do not count; a job being executed does.
     Stats(StatsArgs),
 }
 
@@ -53,7 +58,12 @@ pub(crate) enum JobsCommand {
     Show(ShowArgs),
     /// Put a job in `error` back to `ready` at the step where it stopped.
     Retry(JobIdArg),
-    /// Stop retrying a `ready` job and run its compensations now.
+    /// Stop retrying a `ready` job and run its compensations.
+    ///
+    /// A job no attempt holds is compensated at once. A running attempt is
+    /// fenced: it stops at its next write or heartbeat, and the
+    /// compensation starts once its lease ends. The cancellation is
+    /// recorded as the job's last failure.
     Cancel(JobIdArg),
     /// Delete a job in `done`, `compensated` or `error`.
     Delete(JobIdArg),

@@ -136,10 +136,17 @@ pub(crate) async fn retry(jobs: &Jobs, job_id: &str) -> Result<String, CliError>
     ))
 }
 
-/// Stops retrying a ready job and compensates it.
+/// Stops retrying a ready job and compensates it; says when compensation
+/// waits for a running attempt's lease.
 pub(crate) async fn cancel(jobs: &Jobs, job_id: &str) -> Result<String, CliError> {
-    jobs.cancel(job_id).await?;
-    Ok(format!("job {job_id:?} is cancelled\n"))
+    Ok(match jobs.cancel(job_id).await? {
+        Some(until) => format!(
+            "job {job_id:?} is cancelled; its compensation starts when the running \
+             attempt's lease ends, at {}\n",
+            render::time(until)
+        ),
+        None => format!("job {job_id:?} is cancelled\n"),
+    })
 }
 
 /// Deletes a finished job.
