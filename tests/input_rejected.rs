@@ -15,7 +15,7 @@ use ssproc::{
     Jobs, ReadError, RegisterError, RunType, SchemaError, StartAt, StartError,
 };
 
-use crate::common::harness::{executor, fast_config, wait_terminal, Bystanders};
+use crate::common::harness::{executor, fast_config, patient_config, wait_terminal, Bystanders};
 use crate::common::logs::capture;
 use crate::common::postgres::{private_cluster, Auth};
 use crate::common::scripted::{Act, Plain, Saga, Script, Single, Trail};
@@ -31,7 +31,7 @@ async fn duplicate_ids_leave_running_and_finished_jobs_alone() {
         _ => Act::Succeed,
     });
     let process = Single::new(&script);
-    let mut bystanders = Bystanders::start(&db, process, fast_config(), &["b1", "b2"]).await;
+    let mut bystanders = Bystanders::start(&db, process, patient_config(), &["b1", "b2"]).await;
     let client = bystanders.client.clone();
     let first = Trail {
         value: 1,
@@ -105,7 +105,7 @@ async fn nul_characters_are_stored_in_data_and_refused_in_ids() {
     let db = test_db("input_nul").await;
     let script = Script::succeed();
     let process = Plain::new(&script);
-    let mut bystanders = Bystanders::start(&db, process, fast_config(), &["b1", "b2"]).await;
+    let mut bystanders = Bystanders::start(&db, process, patient_config(), &["b1", "b2"]).await;
     let client = bystanders.client.clone();
 
     // In data, JSON escapes it, so any string is storable and round-trips
@@ -165,7 +165,7 @@ async fn a_ten_megabyte_payload_is_accepted_and_round_trips() {
     let db = test_db("input_large").await;
     let script = Script::succeed();
     let process = Plain::new(&script);
-    let mut bystanders = Bystanders::start(&db, process, fast_config(), &["b1", "b2"]).await;
+    let mut bystanders = Bystanders::start(&db, process, patient_config(), &["b1", "b2"]).await;
     let client = bystanders.client.clone();
 
     let big: String = (0..SIZE)
@@ -215,7 +215,7 @@ async fn data_that_no_longer_deserializes_fails_once_with_its_reason() {
     let db = test_db("input_undeserializable").await;
     let script = Script::succeed();
     let process = Saga::new(&script);
-    let mut bystanders = Bystanders::start(&db, process, fast_config(), &["b1", "b2"]).await;
+    let mut bystanders = Bystanders::start(&db, process, patient_config(), &["b1", "b2"]).await;
     let client = bystanders.client.clone();
 
     let valid = r#"{"id":"past_the_end","trail":[],"value":0}"#;

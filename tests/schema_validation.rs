@@ -372,13 +372,13 @@ async fn deviations_name_the_column_and_what_was_found() {
 
 #[tokio::test]
 async fn a_refused_executor_starts_once_its_table_is_fixed_and_others_run_on() {
-    use crate::common::harness::{fast_config, wait_terminal, Bystanders};
+    use crate::common::harness::{fast_config, patient_config, wait_terminal, Bystanders};
     use crate::common::scripted::{Script, Single, Trail};
 
     let db = test_db("schema_fixed").await;
     let script = Script::succeed();
     let process = Single::new(&script);
-    let mut bystanders = Bystanders::start(&db, process, fast_config(), &["b1", "b2"]).await;
+    let mut bystanders = Bystanders::start(&db, process, patient_config(), &["b1", "b2"]).await;
     let broken = JobTable::new(&db.schema, "broken").unwrap();
     ssproc::migrate(&db.pool, &broken).await.unwrap();
     let alter = |default: &str| {

@@ -25,6 +25,15 @@ pub fn fast_config() -> ExecutorConfig {
     config
 }
 
+/// [`fast_config`] with a lease no busy machine can outlast (30 s, renewed
+/// every second), for tests that count attempts exactly.
+pub fn patient_config() -> ExecutorConfig {
+    with(|c| {
+        c.heartbeat_interval = Duration::from_secs(1);
+        c.lease_duration = Duration::from_secs(30);
+    })
+}
+
 /// [`fast_config`] with the changes `change` makes.
 pub fn with(change: impl FnOnce(&mut ExecutorConfig)) -> ExecutorConfig {
     let mut config = fast_config();
