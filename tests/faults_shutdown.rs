@@ -20,7 +20,7 @@ use ssproc::{
 };
 use tokio::sync::watch;
 
-use crate::common::harness::{start, with};
+use crate::common::harness::{patient_config, start, wait_terminal, with};
 use crate::common::{test_db, wait_until, TestDb};
 
 /// Tells the child test where the jobs are: `<database URL> <schema>`.
@@ -235,10 +235,10 @@ async fn sigterm_stops_claiming_releases_leases_and_another_takes_over() {
     .await;
     assert_eq!(released.len(), CHILD_WORKERS / 2, "{released:?}");
 
-    let config = with(|c| {
-        c.name = "second".to_owned();
-        c.max_workers = JOBS;
-    });
+    // A lease no busy machine outlasts, so that attempts count exactly.
+    let mut config = patient_config();
+    config.name = "second".to_owned();
+    config.max_workers = JOBS;
     let (client, second) = start(&db, Drain { hold: None }, config).await;
     let taken_over = format!(
         "{} AND {} AND job_id = ANY(ARRAY['{}'])",
@@ -254,9 +254,7 @@ async fn sigterm_stops_claiming_releases_leases_and_another_takes_over() {
     .await;
 
     for parcel in &parcels {
-        let job =
-            crate::common::harness::wait_terminal(&client, &parcel.id, Duration::from_secs(20))
-                .await;
+        let job = wait_terminal(&client, &parcel.id, Duration::from_secs(20)).await;
         assert_eq!(job.status, JobStatus::Done, "{job:?}");
         let expected_runs = if released.contains(&parcel.id) { 2 } else { 1 };
         assert_eq!(job.exec_count, expected_runs, "{job:?}");

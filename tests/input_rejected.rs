@@ -128,7 +128,10 @@ async fn nul_characters_are_stored_in_data_and_refused_in_ids() {
     let nul = "it contains a NUL character, which PostgreSQL text cannot store";
     let refused = |error: &RegisterError, id: &str, why: &str| {
         assert!(
-            matches!(error, RegisterError::InvalidJobId { job_id, reason } if job_id == id && *reason == why),
+            matches!(
+                error,
+                RegisterError::InvalidJobId { job_id, reason } if job_id == id && *reason == why
+            ),
             "{error:?}"
         );
     };

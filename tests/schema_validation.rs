@@ -216,7 +216,10 @@ async fn deviations_name_the_column_and_what_was_found() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&error, SchemaError::MissingTable { table } if table == "schema_fields_absent.jobs"),
+        matches!(
+            &error,
+            SchemaError::MissingTable { table } if table == "schema_fields_absent.jobs"
+        ),
         "{error:?}"
     );
 
@@ -232,8 +235,11 @@ async fn deviations_name_the_column_and_what_was_found() {
     assert!(
         matches!(
             &error,
-            SchemaError::MissingColumn { table, column: "comp_count", expected: "INT NOT NULL DEFAULT 0" }
-                if *table == name("cased")
+            SchemaError::MissingColumn {
+                table,
+                column: "comp_count",
+                expected: "INT NOT NULL DEFAULT 0",
+            } if *table == name("cased")
         ),
         "{error:?}"
     );
@@ -295,7 +301,8 @@ async fn deviations_name_the_column_and_what_was_found() {
     assert!(
         matches!(
             &error,
-            SchemaError::ColumnNullable { table, column: "exec_count" } if *table == name("nullable_exec")
+            SchemaError::ColumnNullable { table, column: "exec_count" }
+                if *table == name("nullable_exec")
         ),
         "{error:?}"
     );
@@ -316,7 +323,8 @@ async fn deviations_name_the_column_and_what_was_found() {
     let keys: &[(&str, &str, &str)] = &[
         (
             "key_on_process",
-            "ALTER TABLE {t} DROP CONSTRAINT {n}_pkey; ALTER TABLE {t} ADD PRIMARY KEY (process_id)",
+            "ALTER TABLE {t} DROP CONSTRAINT {n}_pkey;
+                ALTER TABLE {t} ADD PRIMARY KEY (process_id)",
             "(process_id)",
         ),
         (
@@ -363,7 +371,8 @@ async fn deviations_name_the_column_and_what_was_found() {
         assert!(
             matches!(
                 &error,
-                SchemaError::MissingIndex { table: t, expected: e } if *t == name(table) && e == expected
+                SchemaError::MissingIndex { table: t, expected: e }
+                    if *t == name(table) && e == expected
             ),
             "{table}: {error:?}"
         );
