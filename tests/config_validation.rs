@@ -84,6 +84,80 @@ async fn invalid_settings_are_typed_errors() {
                 value: Duration::MAX,
             },
         ),
+        (
+            with(|c| c.lease_duration = Duration::from_millis(100)),
+            ConfigError::LeaseNotAboveHeartbeat {
+                lease: Duration::from_millis(100),
+                heartbeat: Duration::from_millis(200),
+            },
+        ),
+        (
+            with(|c| c.lease_duration = Duration::ZERO),
+            ConfigError::ZeroDuration {
+                field: "lease_duration",
+            },
+        ),
+        (
+            with(|c| c.retry_backoff_base = Duration::ZERO),
+            ConfigError::ZeroDuration {
+                field: "retry_backoff_base",
+            },
+        ),
+        (
+            with(|c| c.retry_backoff_max = Duration::ZERO),
+            ConfigError::ZeroDuration {
+                field: "retry_backoff_max",
+            },
+        ),
+        (
+            with(|c| c.max_exec_count = 0),
+            ConfigError::ZeroCount {
+                field: "max_exec_count",
+            },
+        ),
+        (
+            with(|c| c.max_comp_count = i32::MIN),
+            ConfigError::ZeroCount {
+                field: "max_comp_count",
+            },
+        ),
+        (
+            with(|c| c.max_heartbeat_failures = 0),
+            ConfigError::ZeroCount {
+                field: "max_heartbeat_failures",
+            },
+        ),
+        (
+            with(|c| {
+                c.heartbeat_interval = Duration::MAX;
+                c.lease_duration = Duration::MAX;
+            }),
+            ConfigError::DurationTooLarge {
+                field: "heartbeat_interval",
+                value: Duration::MAX,
+            },
+        ),
+        (
+            with(|c| c.execution_timeout = Duration::MAX),
+            ConfigError::DurationTooLarge {
+                field: "execution_timeout",
+                value: Duration::MAX,
+            },
+        ),
+        (
+            with(|c| c.sweep_jitter = Duration::MAX),
+            ConfigError::DurationTooLarge {
+                field: "sweep_jitter",
+                value: Duration::MAX,
+            },
+        ),
+        (
+            with(|c| c.shutdown_grace_period = Duration::MAX),
+            ConfigError::DurationTooLarge {
+                field: "shutdown_grace_period",
+                value: Duration::MAX,
+            },
+        ),
     ];
     let cleanup = |c: &mut ExecutorConfig| c.cleanup_enabled = true;
     let cases = cases.into_iter().chain([
@@ -108,10 +182,67 @@ async fn invalid_settings_are_typed_errors() {
                 field: "cleanup_batch_size",
             },
         ),
+        (
+            with(|c| {
+                cleanup(c);
+                c.cleanup_interval = Some(Duration::ZERO);
+                c.cleanup_threshold = Some(Duration::from_secs(1));
+            }),
+            ConfigError::ZeroDuration {
+                field: "cleanup_interval",
+            },
+        ),
+        (
+            with(|c| {
+                cleanup(c);
+                c.cleanup_interval = Some(Duration::from_secs(1));
+                c.cleanup_threshold = Some(Duration::ZERO);
+            }),
+            ConfigError::ZeroDuration {
+                field: "cleanup_threshold",
+            },
+        ),
+        (
+            with(|c| {
+                cleanup(c);
+                c.cleanup_interval = Some(Duration::MAX);
+                c.cleanup_threshold = Some(Duration::from_secs(1));
+            }),
+            ConfigError::DurationTooLarge {
+                field: "cleanup_interval",
+                value: Duration::MAX,
+            },
+        ),
+        (
+            with(|c| {
+                cleanup(c);
+                c.cleanup_interval = Some(Duration::from_secs(1));
+                c.cleanup_threshold = Some(Duration::MAX);
+            }),
+            ConfigError::DurationTooLarge {
+                field: "cleanup_threshold",
+                value: Duration::MAX,
+            },
+        ),
     ]);
     for (config, expected) in cases {
         assert_eq!(refused(&db.pool, single(), config), expected);
     }
+    assert_eq!(
+        refused(&db.pool, single(), with(|c| c.max_heartbeat_failures = 0)).to_string(),
+        "max_heartbeat_failures must be greater than zero"
+    );
+
+    // The edges that are allowed: no jitter, no grace period, cleanup
+    // settings left unset while cleanup is off.
+    let edges = with(|c| {
+        c.sweep_jitter = Duration::ZERO;
+        c.shutdown_grace_period = Duration::ZERO;
+        c.cleanup_enabled = false;
+        c.cleanup_interval = None;
+        c.retry_backoff_max = c.retry_backoff_base;
+    });
+    Executor::new(db.pool.clone(), JobTable::default(), single(), edges).unwrap();
 }
 
 #[tokio::test]
@@ -149,6 +280,46 @@ async fn processes_that_cannot_run_are_refused() {
         refused(&db.pool, Empty::<false>, fast_config()),
         ConfigError::NoSteps {
             process_id: "empty".to_owned()
+        }
+    );
+
+    /// One step; `NUL` puts a NUL character in the id, `!NUL` lists no
+    /// compensation flag for the step.
+    struct Odd<const NUL: bool>;
+    impl<const NUL: bool> Process for Odd<NUL> {
+        type Data = Trail;
+        const ID: &'static str = if NUL { "odd\0id" } else { "odd" };
+        const STEPS: &'static [&'static str] = &["only"];
+        const COMPENSATED: &'static [bool] = if NUL { &[false] } else { &[] };
+        fn run_step<'a>(
+            &'a self,
+            step: usize,
+            _: &'a StepContext,
+            _: &'a mut Trail,
+        ) -> StepFuture<'a> {
+            Box::pin(async move { Err(ssproc::step_out_of_range(step)) })
+        }
+        fn run_compensation<'a>(
+            &'a self,
+            _: usize,
+            _: &'a StepContext,
+            _: &'a mut Trail,
+        ) -> Option<StepFuture<'a>> {
+            None
+        }
+    }
+    assert_eq!(
+        refused(&db.pool, Odd::<true>, fast_config()),
+        ConfigError::ProcessIdNul {
+            process_id: "odd\0id".to_owned()
+        }
+    );
+    assert_eq!(
+        refused(&db.pool, Odd::<false>, fast_config()),
+        ConfigError::CompensationMismatch {
+            process_id: "odd".to_owned(),
+            steps: 1,
+            compensated: 0,
         }
     );
 }

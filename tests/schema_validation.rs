@@ -287,3 +287,243 @@ async fn jobs_run_on_a_table_from_the_reference_ddl_alone() {
         .unwrap();
     assert_eq!(processes_table, None, "the executor created no table");
 }
+
+#[tokio::test]
+async fn deviations_name_the_column_and_what_was_found() {
+    let db = test_db("schema_fields").await;
+    let schema = db.schema.clone();
+    let name = |table: &str| format!("{schema}.{table}");
+    let missing_schema = JobTable::new("schema_fields_absent", "jobs").unwrap();
+    let error = ssproc::validate_schema(&db.pool, &missing_schema)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            SchemaError::MissingTable { table } if table == "schema_fields_absent.jobs"
+        ),
+        "{error:?}"
+    );
+
+    let view = "ALTER TABLE {t} RENAME TO {n}_base; CREATE VIEW {t} AS SELECT * FROM {t}_base";
+    let error = validate_changed(&db, "as_view", view).await.unwrap_err();
+    assert!(
+        matches!(&error, SchemaError::MissingTable { table } if *table == name("as_view")),
+        "a view is not a table: {error:?}"
+    );
+
+    let cased = "ALTER TABLE {t} RENAME COLUMN comp_count TO \"Comp_Count\"";
+    let error = validate_changed(&db, "cased", cased).await.unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            SchemaError::MissingColumn {
+                table,
+                column: "comp_count",
+                expected: "INT NOT NULL DEFAULT 0",
+            } if *table == name("cased")
+        ),
+        "{error:?}"
+    );
+
+    let types: &[(&str, &str, &str, &str, &str)] = &[
+        (
+            "int_id",
+            "ALTER TABLE {t} ALTER COLUMN job_id TYPE INT USING 0",
+            "job_id",
+            "TEXT",
+            "integer",
+        ),
+        (
+            "flat_ids",
+            "ALTER TABLE {t} ALTER COLUMN goroutine_ids DROP DEFAULT,
+                ALTER COLUMN goroutine_ids TYPE TEXT USING '',
+                ALTER COLUMN goroutine_ids SET DEFAULT ''",
+            "goroutine_ids",
+            "TEXT[] NOT NULL DEFAULT '{}'",
+            "text",
+        ),
+        (
+            "text_end",
+            "ALTER TABLE {t} ALTER COLUMN end_ts TYPE TEXT",
+            "end_ts",
+            "TIMESTAMPTZ",
+            "text",
+        ),
+    ];
+    for (table, change, column, expected, found) in types {
+        let error = validate_changed(&db, table, change).await.unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                SchemaError::ColumnType { table: t, column: c, expected: e, found: f }
+                    if *t == name(table) && c == column && e == expected && f == found
+            ),
+            "{table}: {error:?}"
+        );
+    }
+
+    let short = "ALTER TABLE {t} ALTER COLUMN status TYPE VARCHAR(5)";
+    let error = validate_changed(&db, "short_status", short)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            SchemaError::ColumnTooShort { table, column: "status", expected: 12, found: 5 }
+                if *table == name("short_status")
+        ),
+        "{error:?}"
+    );
+
+    let nullable = "ALTER TABLE {t} ALTER COLUMN exec_count DROP NOT NULL";
+    let error = validate_changed(&db, "nullable_exec", nullable)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            SchemaError::ColumnNullable { table, column: "exec_count" }
+                if *table == name("nullable_exec")
+        ),
+        "{error:?}"
+    );
+
+    let no_default = "ALTER TABLE {t} ALTER COLUMN goroutine_ids DROP DEFAULT";
+    let error = validate_changed(&db, "no_ids_default", no_default)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            SchemaError::ColumnDefault { table, column: "goroutine_ids", expected: "'{}'", found }
+                if *table == name("no_ids_default") && found == "none"
+        ),
+        "{error:?}"
+    );
+
+    let keys: &[(&str, &str, &str)] = &[
+        (
+            "key_on_process",
+            "ALTER TABLE {t} DROP CONSTRAINT {n}_pkey;
+                ALTER TABLE {t} ADD PRIMARY KEY (process_id)",
+            "(process_id)",
+        ),
+        (
+            "unique_not_key",
+            "ALTER TABLE {t} DROP CONSTRAINT {n}_pkey; ALTER TABLE {t} ADD UNIQUE (job_id)",
+            "none",
+        ),
+    ];
+    for (table, change, found) in keys {
+        let error = validate_changed(&db, table, change).await.unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                SchemaError::PrimaryKey { table: t, found: f } if *t == name(table) && f == found
+            ),
+            "{table}: {error:?}"
+        );
+    }
+
+    let open = "(process_id, status, start_after_ts, ...)";
+    let cleanup = "(process_id, status, end_ts)";
+    let indexes: &[(&str, &str, &str)] = &[
+        (
+            "partial_open",
+            "DROP INDEX {s}.idx_{n}_open;
+                CREATE INDEX ON {t} (process_id, status, start_after_ts) WHERE status = 'ready'",
+            open,
+        ),
+        (
+            "misordered_open",
+            "DROP INDEX {s}.idx_{n}_open;
+                CREATE INDEX ON {t} (status, process_id, start_after_ts)",
+            open,
+        ),
+        (
+            "expression_cleanup",
+            "DROP INDEX {s}.idx_{n}_cleanup;
+                CREATE INDEX ON {t} (process_id, lower(status), end_ts)",
+            cleanup,
+        ),
+    ];
+    for (table, change, expected) in indexes {
+        let error = validate_changed(&db, table, change).await.unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                SchemaError::MissingIndex { table: t, expected: e }
+                    if *t == name(table) && e == expected
+            ),
+            "{table}: {error:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_refused_executor_starts_once_its_table_is_fixed_and_others_run_on() {
+    use crate::common::harness::{fast_config, patient_config, wait_terminal, Bystanders};
+    use crate::common::scripted::{Script, Single, Trail};
+
+    let db = test_db("schema_fixed").await;
+    let script = Script::succeed();
+    let process = Single::new(&script);
+    let mut bystanders = Bystanders::start(&db, process, patient_config(), &["b1", "b2"]).await;
+    let broken = JobTable::new(&db.schema, "broken").unwrap();
+    ssproc::migrate(&db.pool, &broken).await.unwrap();
+    let alter = |default: &str| {
+        format!(
+            "ALTER TABLE {}.broken ALTER COLUMN status {default}",
+            db.schema
+        )
+    };
+    sqlx::query(&alter("DROP DEFAULT"))
+        .execute(&db.pool)
+        .await
+        .unwrap();
+
+    let executor = ssproc::Executor::new(
+        db.pool.clone(),
+        broken.clone(),
+        Single::new(&script),
+        fast_config(),
+    )
+    .unwrap();
+    let is_status_default = |error: &SchemaError| {
+        matches!(
+            error,
+            SchemaError::ColumnDefault { table, column: "status", expected: "'ready'", found }
+                if *table == broken.display_name() && found == "none"
+        )
+    };
+    match executor.start().await {
+        Err(ssproc::StartError::Schema(error)) => assert!(is_status_default(&error), "{error:?}"),
+        other => panic!("expected a schema error: {other:?}"),
+    }
+    match executor.execute_and_wait(&Trail::new("refused")).await {
+        Err(ssproc::ExecuteError::Schema(error)) => assert!(is_status_default(&error), "{error:?}"),
+        other => panic!("expected a schema error: {other:?}"),
+    }
+    let rows: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {}.broken", db.schema))
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0, "a refused executor wrote a job");
+    bystanders.assert_unaffected("a broken table beside").await;
+
+    sqlx::query(&alter("SET DEFAULT 'ready'"))
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let handle = executor
+        .start()
+        .await
+        .expect("starts once the table is fixed");
+    let client = ssproc::Client::<Single>::new(db.pool.clone(), broken);
+    client.register(&Trail::new("fixed")).await.unwrap();
+    let job = wait_terminal(&client, "fixed", std::time::Duration::from_secs(20)).await;
+    assert_eq!(job.status, ssproc::JobStatus::Done, "{job:?}");
+    handle.shutdown().await;
+    bystanders.stop().await;
+}

@@ -30,6 +30,27 @@ use serde::{Deserialize, Serialize};
 ///     }
 /// }
 /// ```
+///
+/// # What can be stored
+///
+/// Any value that serializes to JSON. Strings may hold any character: JSON
+/// escapes NUL as `\u0000`, so the text PostgreSQL stores never holds one.
+/// ssproc sets no size limit of its own; PostgreSQL's limit for one text
+/// value is 1 GB. Large values are accepted and round-trip (10 MB is
+/// tested), but cost in proportion: every step commit rewrites the whole
+/// value, and it is serialized and deserialized on the executor's runtime
+/// threads, which also renew its leases. Keep payloads small and store bulk
+/// data elsewhere, by reference.
+///
+/// Stored data that no longer deserializes as `Self` (the type changed
+/// incompatibly) ends its job in `error` at its next attempt, without
+/// retries, with [`FailureKind::Data`] and the serde error as the reason;
+/// the stored text is kept, to be fixed and retried by an operator.
+///
+/// The job id is stored as it is: an empty id, or one holding NUL, is
+/// [`RegisterError::InvalidJobId`].
+///
+/// [`RegisterError::InvalidJobId`]: crate::RegisterError::InvalidJobId
 pub trait JobData: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The job's id: the primary key of its row, unique across the table.
     fn job_id(&self) -> String;

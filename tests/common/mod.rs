@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod harness;
+pub mod logs;
 pub mod postgres;
 pub mod scripted;
 

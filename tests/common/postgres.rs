@@ -10,6 +10,12 @@
 //! A watchdog process stops the cluster and removes its directory once the
 //! process that started it has exited, however it exited.
 //!
+//! Tests that stop, restart or reconfigure the server start a private
+//! cluster of their own ([`private_cluster`]), the same way, in its own
+//! directory and on its own port, so that the shared one stays up for the
+//! tests running beside them. A private cluster is stopped and removed when
+//! dropped.
+//!
 //! Examples include this file with `#[path]`, so it uses only std, tokio and
 //! what its callers already depend on.
 
@@ -26,10 +32,25 @@ pub struct Cluster {
     pub url: String,
     /// The cluster's data directory.
     pub data_dir: PathBuf,
+    /// The directory holding the data directory, the socket and the log.
+    root: PathBuf,
     bin_dir: PathBuf,
     run_as: Option<&'static str>,
     options: String,
     log: PathBuf,
+    /// Stopped and removed on drop; the shared cluster is left to its
+    /// watchdog.
+    private: bool,
+}
+
+/// How a cluster authenticates its clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// Any user, any password or none.
+    Trust,
+    /// `scram-sha-256`: user `postgres` with this password, over TCP and the
+    /// socket alike.
+    Password(&'static str),
 }
 
 static CLUSTER: OnceLock<Cluster> = OnceLock::new();
@@ -48,11 +69,36 @@ pub async fn database_url() -> String {
 /// The throwaway cluster, started on first use. Fault tests use it to stop
 /// and start the server; it is not used when `DATABASE_URL` is set.
 pub fn cluster() -> &'static Cluster {
-    CLUSTER.get_or_init(Cluster::start_new)
+    CLUSTER.get_or_init(|| Cluster::start_new("shared", Auth::Trust, false))
+}
+
+/// A cluster of the calling test's own, named for it, started like the
+/// shared one; stopped and removed when dropped.
+///
+/// It keeps `synchronous_commit` on, so that what a test saw committed
+/// survives `pg_ctl stop -m immediate`; `fsync` stays off, since the
+/// machine itself does not crash.
+///
+/// `None` when `DATABASE_URL` is set: the tests cannot control that server,
+/// so the caller skips, and this prints why.
+pub async fn private_cluster(test: &'static str, auth: Auth) -> Option<Cluster> {
+    if std::env::var_os("DATABASE_URL").is_some() {
+        println!(
+            "{test}: skipped: DATABASE_URL is set, and this test needs a PostgreSQL \
+             server of its own to stop, start or configure"
+        );
+        return None;
+    }
+    let cluster = tokio::task::spawn_blocking(move || Cluster::start_new(test, auth, true));
+    Some(
+        cluster
+            .await
+            .expect("starting a private PostgreSQL panicked"),
+    )
 }
 
 impl Cluster {
-    fn start_new() -> Self {
+    fn start_new(name: &str, auth: Auth, private: bool) -> Self {
         let bin_dir = find_bin_dir().unwrap_or_else(|| {
             panic!(
                 "no PostgreSQL server binaries (initdb, pg_ctl) under /usr/lib/postgresql/*/bin \
@@ -62,7 +108,7 @@ impl Cluster {
         });
         let run_as = is_root().then_some("postgres");
         let root = std::env::temp_dir().join(format!(
-            "ssproc-pg-{}-{}",
+            "ssproc-pg-{}-{}-{name}",
             std::process::id(),
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -70,6 +116,14 @@ impl Cluster {
         ));
         fs::create_dir_all(&root).expect("create the cluster directory");
         spawn_watchdog(&root, &bin_dir, run_as);
+        let password_file = root.join("password");
+        let (method, user_info) = match auth {
+            Auth::Trust => ("trust", "postgres".to_owned()),
+            Auth::Password(password) => {
+                fs::write(&password_file, password).expect("write the password file");
+                ("scram-sha-256", format!("postgres:{password}"))
+            }
+        };
         if let Some(user) = run_as {
             run(
                 Command::new("chown").arg("-R").arg(user).arg(&root),
@@ -81,29 +135,37 @@ impl Cluster {
         initdb
             .arg("-D")
             .arg(&data_dir)
-            .args(["-A", "trust", "-U", "postgres", "-E", "UTF8"]);
+            .args(["-A", method, "-U", "postgres", "-E", "UTF8"]);
         initdb.args(["--locale=C", "--no-sync"]);
+        if auth != Auth::Trust {
+            initdb.arg(format!("--pwfile={}", password_file.display()));
+        }
         run(&mut initdb, "initdb");
 
         let log = root.join("server.log");
         // The port is free when picked; another process may take it before
         // the server binds it, so a failed start picks again.
+        let synchronous_commit = if private { "on" } else { "off" };
         for _ in 0..5 {
             let port = free_port();
             let options = format!(
                 "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=300 \
-                 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+                 -c fsync=off -c synchronous_commit={synchronous_commit} -c full_page_writes=off",
                 root.display()
             );
-            let cluster = Self {
-                url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            let mut cluster = Self {
+                url: format!("postgres://{user_info}@127.0.0.1:{port}/postgres"),
                 data_dir: data_dir.clone(),
+                root: root.clone(),
                 bin_dir: bin_dir.clone(),
                 run_as,
                 options,
                 log: log.clone(),
+                // Not yet: a failed try must not remove the directory.
+                private: false,
             };
             if cluster.pg_ctl_start() {
+                cluster.private = private;
                 return cluster;
             }
         }
@@ -119,6 +181,17 @@ impl Cluster {
             .arg(&self.data_dir)
             .args(["-m", "immediate", "-w", "stop"]);
         run(&mut stop, "pg_ctl stop");
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        let port = self
+            .url
+            .rsplit(':')
+            .next()
+            .and_then(|rest| rest.split('/').next());
+        port.and_then(|port| port.parse().ok())
+            .expect("the cluster URL ends in :PORT/postgres")
     }
 
     /// Starts the server again after [`stop`](Cluster::stop), waiting until
@@ -144,6 +217,26 @@ impl Cluster {
             .status()
             .map(|status| status.success())
             .unwrap_or(false)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if !self.private {
+            return;
+        }
+        if self.data_dir.join("postmaster.pid").exists() {
+            let mut stop = command(&self.bin_dir, "pg_ctl", self.run_as);
+            stop.arg("-D")
+                .arg(&self.data_dir)
+                .args(["-m", "immediate", "-w", "stop"]);
+            let _ = stop
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        let _ = fs::remove_dir_all(&self.root);
     }
 }
 

@@ -63,6 +63,8 @@ pub enum Act {
     Sleep(Duration),
     /// Wait for the attempt's cancellation (at most a minute), then fail.
     WaitForCancel,
+    /// Wait until the test opens the script's gate, then succeed.
+    AwaitGate,
 }
 
 type Behaviour = dyn Fn(&Call) -> Act + Send + Sync;
@@ -71,6 +73,7 @@ type Behaviour = dyn Fn(&Call) -> Act + Send + Sync;
 pub struct Script {
     behaviour: Box<Behaviour>,
     log: Mutex<Vec<Call>>,
+    gate: tokio::sync::watch::Sender<bool>,
 }
 
 impl Script {
@@ -78,7 +81,14 @@ impl Script {
         Arc::new(Self {
             behaviour: Box::new(behaviour),
             log: Mutex::new(Vec::new()),
+            gate: tokio::sync::watch::Sender::new(false),
         })
+    }
+
+    /// Lets every call waiting in [`Act::AwaitGate`], and every later one,
+    /// through.
+    pub fn open_gate(&self) {
+        self.gate.send_replace(true);
     }
 
     /// Every step succeeds.
@@ -191,6 +201,14 @@ impl Script {
                     () = tokio::time::sleep(Duration::from_secs(60)) => {}
                 }
                 Err(StepError::retry(format!("{mark} cancelled")))
+            }
+            Act::AwaitGate => {
+                let mut gate = self.gate.subscribe();
+                if gate.wait_for(|open| *open).await.is_err() {
+                    return Err(StepError::retry(format!("{mark} gate dropped")));
+                }
+                data.trail.push(mark);
+                Ok(StepOutcome::Success)
             }
         }
     }

@@ -372,8 +372,13 @@ impl<P: Process> Attempt<'_, P> {
         }
     }
 
+    /// A failure of the attempt that claimed `job`, counted in its run type.
     fn failure(&self, job: &Claimed, step: i32, kind: FailureKind, message: String) -> Failure {
-        self.failure_in(job.run_type, job.exec_count, step, kind, message)
+        let attempt = match job.run_type {
+            RunType::Normal => job.exec_count,
+            RunType::Compensation => job.comp_count,
+        };
+        self.failure_in(job.run_type, attempt, step, kind, message)
     }
 
     fn failure_in(

@@ -234,8 +234,9 @@ pub(super) fn attempt_span<P: Process>(job: &Claimed) -> tracing::Span {
 
 /// Listens for registrations of `process_id` and wakes the claim loop.
 ///
-/// When the connection drops, notifications sent meanwhile are lost, so the
-/// loop is woken to sweep once the listener is back.
+/// Notifications sent before the listener listens, at start or while its
+/// connection is down, are lost, so the loop is woken to sweep each time the
+/// listener is (back) in place.
 pub(super) async fn listen(
     store: Store,
     process_id: &'static str,
@@ -256,9 +257,9 @@ pub(super) async fn listen(
                 }
             }
         };
-        if failures > 0 {
-            wake.notify_one();
-        }
+        // Jobs registered before LISTEN took effect, at start or while the
+        // connection was down, notified nobody: sweep for them now.
+        wake.notify_one();
         loop {
             let received = tokio::select! {
                 () = stop.cancelled() => return,
