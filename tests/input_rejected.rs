@@ -344,6 +344,58 @@ async fn data_that_no_longer_deserializes_fails_once_with_its_reason() {
     bystanders.stop().await;
 }
 
+/// A run type no version of ssproc writes: claimed once, the job ends in
+/// `error` naming the value, instead of being claimed after every lease.
+#[tokio::test]
+async fn an_unknown_run_type_ends_the_job_in_error_once() {
+    let db = test_db("input_unknown_run_type").await;
+    let script = Script::succeed();
+    let mut bystanders =
+        Bystanders::start(&db, Saga::new(&script), patient_config(), &["b1"]).await;
+    let client = bystanders.client.clone();
+    sqlx::query(&format!(
+        "INSERT INTO {}.jobs (job_id, job_data, process_id, run_type, next_subprocess)
+        VALUES ('sideways', $1, 'scripted', 'sideways', 1)",
+        db.schema
+    ))
+    .bind(r#"{"id":"sideways","trail":["s0"],"value":0}"#)
+    .execute(&db.pool)
+    .await
+    .unwrap();
+
+    // The row does not read as a `Job` until it has ended: poll the column.
+    let status = format!(
+        "SELECT status::text FROM {}.jobs WHERE job_id = 'sideways'",
+        db.schema
+    );
+    wait_until(DEADLINE, "the job ends", || async {
+        let status: String = sqlx::query_scalar(&status)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        status != "ready"
+    })
+    .await;
+    let job = client.job("sideways").await.unwrap().unwrap();
+    assert_eq!(
+        (job.status, job.next_step),
+        (JobStatus::Error, 1),
+        "{job:?}"
+    );
+    assert_eq!(job.tokens.len(), 1, "claimed once: {job:?}");
+    assert_eq!((job.exec_count, job.comp_count), (0, 0), "{job:?}");
+    let failure = job.last_failure.expect("the failure is stored");
+    assert_eq!(failure.kind, FailureKind::Data);
+    assert_eq!(failure.message, r#"unknown run_type value "sideways""#);
+    assert_eq!((failure.step, failure.step_name.as_str()), (1, "s1"));
+    assert!(
+        script.calls().iter().all(|call| call.job_id != "sideways"),
+        "a step ran for a job of unknown run type"
+    );
+    bystanders.assert_unaffected("unknown run type").await;
+    bystanders.stop().await;
+}
+
 const ONLY: &str = "it may hold only ASCII letters, digits, underscores and $";
 const START: &str = "it must start with an ASCII letter or an underscore";
 

@@ -15,8 +15,9 @@ use super::attempt::{millis, Attempt, End};
 use super::commit::Writer;
 use super::heartbeat::Leases;
 use super::{token_prefix, Shared};
+use crate::job::{Failure, FailureKind, JobStatus, RunType};
 use crate::process::Process;
-use crate::storage::{Claimed, Store};
+use crate::storage::{Claimed, Store, Transition, Unreadable};
 
 /// Longest pause after a failed claim or listener connection.
 const MAX_ERROR_PAUSE: Duration = Duration::from_secs(5);
@@ -95,15 +96,48 @@ impl<P: Process> Claimer<P> {
             for job in claimed {
                 match job {
                     Ok(job) => self.spawn(job),
-                    Err(error) => {
-                        tracing::error!(%error, "claimed job unreadable, left to its lease")
-                    }
+                    Err(unreadable) => self.give_up(unreadable),
                 }
             }
             if !full {
                 return Ok(());
             }
         }
+    }
+
+    /// Ends a claimed job no attempt can run in `error`, with the reason:
+    /// claimed again after every lease, it would never end otherwise. Its
+    /// run type becomes `normal`; the failure keeps the value found.
+    fn give_up(&self, job: Unreadable) {
+        let step_name = usize::try_from(job.next_step)
+            .ok()
+            .and_then(|step| P::STEPS.get(step))
+            .copied()
+            .unwrap_or("");
+        let failure = Failure {
+            step: job.next_step,
+            step_name: step_name.to_owned(),
+            run_type: RunType::Normal,
+            attempt: 0,
+            message: job.source.to_string(),
+            kind: FailureKind::Data,
+        };
+        tracing::error!(job_id = job.job_id, error = %job.source, "claimed job unreadable, ended in error");
+        let transition = Transition {
+            data: None,
+            next_step: job.next_step,
+            status: JobStatus::Error,
+            run_type: RunType::Normal,
+            bump_comp_count: false,
+            release_after: None,
+            failure: Some(failure),
+        };
+        let writer = self.writer.clone();
+        self.tracker.spawn(async move {
+            if let Err(error) = writer.apply(&job.job_id, &job.token, transition).await {
+                tracing::warn!(job_id = job.job_id, %error, "unreadable job not ended, left to its lease");
+            }
+        });
     }
 
     fn spawn(&self, job: Claimed) {

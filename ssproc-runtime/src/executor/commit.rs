@@ -104,8 +104,9 @@ async fn run(store: Store, mut receiver: mpsc::UnboundedReceiver<Request>) {
 }
 
 /// Writes `batch` in one statement and answers every request. When the
-/// statement fails, each write is retried alone, so one bad row cannot fail
-/// the others.
+/// database refuses the statement, each write is retried alone, so one bad
+/// row cannot fail the others; when it cannot be reached, every write fails
+/// at once rather than waiting out a connection per row.
 async fn flush(store: &Store, batch: &mut Vec<Request>) {
     let updates: Vec<(&str, &str, &Transition)> = batch
         .iter()
@@ -122,7 +123,7 @@ async fn flush(store: &Store, batch: &mut Vec<Request>) {
                 let _ = request.reply.send(Ok(landed));
             }
         }
-        Err(error) if batch.len() > 1 => {
+        Err(error @ sqlx::Error::Database(_)) if batch.len() > 1 => {
             tracing::debug!(%error, count = batch.len(), "batched job write failed, writing one by one");
             for request in batch.drain(..) {
                 let result = store

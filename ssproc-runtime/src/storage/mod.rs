@@ -13,7 +13,7 @@ use sqlx::PgPool;
 
 use crate::config::JobTable;
 
-pub(crate) use queries::{Claimed, Due, Transition};
+pub(crate) use queries::{Claimed, Due, Transition, Unreadable};
 pub use schema::{ddl, migrate, schema_problems, validate_schema};
 pub(crate) use schema::{inspect, SchemaInfo};
 

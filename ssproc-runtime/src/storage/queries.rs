@@ -9,7 +9,7 @@ use sqlx::{PgConnection, Row};
 
 use super::{SchemaInfo, Store};
 use crate::error::ReadError;
-use crate::job::{Failure, Job, JobStatus, RunType};
+use crate::job::{Failure, Job, JobStatus, RunType, UnknownValue};
 
 /// Statement texts for one table, built once per store.
 pub(super) struct Statements {
@@ -220,6 +220,16 @@ pub(crate) struct Claimed {
     pub(crate) comp_count: i32,
 }
 
+/// A claimed row whose run type ssproc does not write (a hand edit, say):
+/// no attempt can run it.
+#[derive(Debug)]
+pub(crate) struct Unreadable {
+    pub(crate) job_id: String,
+    pub(crate) token: String,
+    pub(crate) next_step: i32,
+    pub(crate) source: UnknownValue,
+}
+
 /// One fenced write that moves a job: the outcome of a step, a failure or
 /// a switch to compensation.
 #[derive(Debug)]
@@ -381,7 +391,7 @@ impl Store {
         limit: usize,
         token_prefix: &str,
         lease: Duration,
-    ) -> Result<Vec<Result<Claimed, ReadError>>, sqlx::Error> {
+    ) -> Result<Vec<Result<Claimed, Unreadable>>, sqlx::Error> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = sqlx::query(&self.inner.sql.job_claim_many)
             .bind(process_id)
@@ -488,18 +498,27 @@ impl Store {
     }
 }
 
-fn claimed_from_row(row: &PgRow) -> Result<Result<Claimed, ReadError>, sqlx::Error> {
+fn claimed_from_row(row: &PgRow) -> Result<Result<Claimed, Unreadable>, sqlx::Error> {
     let job_id: String = row.try_get(0)?;
+    let token: String = row.try_get(2)?;
+    let next_step: i32 = row.try_get(3)?;
     let run_type: String = row.try_get(4)?;
     let run_type = match run_type.parse() {
         Ok(run_type) => run_type,
-        Err(source) => return Ok(Err(ReadError::Corrupt { job_id, source })),
+        Err(source) => {
+            return Ok(Err(Unreadable {
+                job_id,
+                token,
+                next_step,
+                source,
+            }))
+        }
     };
     Ok(Ok(Claimed {
         job_id,
         job_data: row.try_get(1)?,
-        token: row.try_get(2)?,
-        next_step: row.try_get(3)?,
+        token,
+        next_step,
         run_type,
         exec_count: row.try_get(5)?,
         comp_count: row.try_get(6)?,
