@@ -145,12 +145,14 @@ const FAILURE_RATE: f64 = 0.10;
 const TAKEOVER_DEADLINE: Duration = Duration::from_secs(30);
 
 const USAGE: &str = "\
-usage: cargo run --release --example chaos -- [--short] [--jobs N]
+usage: cargo run --release --example chaos -- [--short] [--jobs N] [--logs DIR]
 
-  --short    about a minute: fewer jobs and kills, still one server restart
-             and one frozen executor
-  --jobs N   jobs to register (default 10000, 1500 with --short)
-  --help     this text
+  --short     about a minute: fewer jobs and kills, still one server restart
+              and one frozen executor
+  --jobs N    jobs to register (default 10000, 3000 with --short)
+  --logs DIR  write the executors' logs to DIR and keep them (by default a
+              temporary directory, removed when the run passes)
+  --help      this text
 
 Prints one summary line on stdout; exits non-zero when a job was lost, a
 step skipped, a fenced write landed, or a check did not run.";
@@ -178,6 +180,8 @@ struct Options {
     register_over: Duration,
     /// Longest wait, after the faults, for every job to be terminal.
     drain_deadline: Duration,
+    /// Where the executors' logs go, kept; `None`: a temporary directory.
+    logs: Option<PathBuf>,
 }
 
 impl Options {
@@ -190,18 +194,20 @@ impl Options {
             pause: Duration::from_secs(4),
             register_over: Duration::from_secs(60),
             drain_deadline: Duration::from_secs(300),
+            logs: None,
         }
     }
 
     fn short() -> Self {
         Self {
-            jobs: 1_500,
-            slots: 6,
-            restart_slot: 2,
-            freeze_slot: 4,
+            jobs: 3_000,
+            slots: 8,
+            restart_slot: 3,
+            freeze_slot: 6,
             pause: Duration::from_secs(3),
-            register_over: Duration::from_secs(18),
+            register_over: Duration::from_secs(24),
             drain_deadline: Duration::from_secs(90),
+            logs: None,
         }
     }
 
@@ -216,6 +222,7 @@ impl Options {
 fn parse_args(args: impl Iterator<Item = String>) -> Result<Mode, String> {
     let mut options = Options::full();
     let mut jobs = None;
+    let mut logs = None;
     let mut executor = None;
     let mut args = args;
     while let Some(flag) = args.next() {
@@ -236,6 +243,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Mode, String> {
                 }
                 jobs = Some(n);
             }
+            "--logs" => logs = Some(PathBuf::from(value()?)),
             "--executor" => executor = Some(value()?),
             _ => return Err(format!("unknown option {flag}\n\n{USAGE}")),
         }
@@ -246,6 +254,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Mode, String> {
     if let Some(jobs) = jobs {
         options.jobs = jobs;
     }
+    options.logs = logs;
     Ok(Mode::Chaos(options))
 }
 
@@ -678,7 +687,9 @@ async fn chaos(options: Options) -> Result<bool, BoxError> {
     sqlx::raw_sql(SETUP).execute(&admin).await?;
     sqlx::raw_sql(CANARY_FAULTS).execute(&admin).await?;
 
-    let log_dir = std::env::temp_dir().join(format!("ssproc-chaos-{}", std::process::id()));
+    let log_dir = options.logs.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("ssproc-chaos-{}", std::process::id()))
+    });
     std::fs::create_dir_all(&log_dir)?;
     let mut fleet = Fleet::new(url.clone(), log_dir.clone())?;
     for _ in 0..EXECUTORS {
@@ -751,7 +762,7 @@ async fn chaos(options: Options) -> Result<bool, BoxError> {
         started.elapsed().as_secs_f64(),
         if pass { "pass" } else { "FAIL" },
     );
-    if pass {
+    if pass && options.logs.is_none() {
         let _ = std::fs::remove_dir_all(&log_dir);
     } else {
         eprintln!("chaos: the executors' logs are in {}", log_dir.display());
@@ -895,9 +906,9 @@ async fn kill(admin: &PgPool, fleet: &mut Fleet) -> Result<Kill, BoxError> {
 async fn freeze(admin: &PgPool, fleet: &mut Fleet) -> Result<Freeze, BoxError> {
     let index = fastrand::usize(..fleet.running.len());
     let name = fleet.running[index].name.clone();
-    // Stop it at a moment it holds jobs.
+    // Stop it at a moment it holds several jobs.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while held_by(admin, &name, db_now(admin).await?).await?.len() < 2 {
+    while held_by(admin, &name, db_now(admin).await?).await?.len() < 4 {
         if Instant::now() > deadline {
             break;
         }
