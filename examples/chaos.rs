@@ -2,7 +2,7 @@
 //! no registered job was lost and no stale executor moved a job.
 //!
 //! Run it with `cargo run --release --example chaos`, or with `-- --short`
-//! for a version of about a minute (CI runs that one). Without
+//! for a version of about half a minute (CI runs that one). Without
 //! `DATABASE_URL` it starts a throwaway PostgreSQL on 127.0.0.1 and removes
 //! it afterwards; with it, the schema `chaos` of that database is dropped
 //! and created again, and the server restart is skipped (it cannot be done
@@ -65,14 +65,17 @@
 //! beyond the first (allowed: steps run at least once);
 //! `takeover_p50_ms` / `takeover_max_ms`: for every job a killed executor
 //! held, the time from the SIGKILL to the first ledger row of that job by
-//! another executor, beside `lease_ms` (the floor); `frozen_held`: jobs the
-//! frozen executor held when stopped, `frozen_mid_step` those it had started
-//! a step of, `frozen_taken_over` those other executors took before it was
-//! resumed, `frozen_refused` its writes and lease renewals refused after the
-//! resume; `unattributed`: audited writes without an author (expected 0);
-//! `crashed`: executors that exited without being killed; `panics`: panic
-//! messages in the executors' logs; `canary`: whether the checks caught the
-//! faults planted on purpose (below).
+//! another executor, beside `lease_ms` (the floor, counted from the last
+//! claim or renewal, which came before the kill); `frozen_ms`: how long the
+//! executor was stopped (until every job it held was taken over, and at
+//! least twice the lease); `frozen_held`: jobs it held when stopped,
+//! `frozen_mid_step` those it had started a step of, `frozen_taken_over`
+//! those other executors took before it was resumed, `frozen_refused` its
+//! writes and lease renewals refused after the resume; `unattributed`:
+//! audited writes without an author (expected 0); `crashed`: executors
+//! that exited without being killed; `panics`: panic messages in the
+//! executors' logs; `canary`: whether the checks caught the faults planted
+//! on purpose (below).
 //!
 //! The run exits non-zero unless `lost`, `skipped`, `fenced_landed`,
 //! `stolen`, `crashed` and `panics` are 0, the canary was caught, the freeze
@@ -147,7 +150,7 @@ const TAKEOVER_DEADLINE: Duration = Duration::from_secs(30);
 const USAGE: &str = "\
 usage: cargo run --release --example chaos -- [--short] [--jobs N] [--logs DIR]
 
-  --short     about a minute: fewer jobs and kills, still one server restart
+  --short     about half a minute: fewer jobs and kills, still one server restart
               and one frozen executor
   --jobs N    jobs to register (default 10000, 3000 with --short)
   --logs DIR  write the executors' logs to DIR and keep them (by default a
@@ -162,7 +165,9 @@ enum Mode {
     Help,
     Chaos(Options),
     /// A child: run an executor named `name` until killed.
-    Executor { name: String },
+    Executor {
+        name: String,
+    },
 }
 
 /// The shape of one chaos run.
@@ -257,9 +262,6 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Mode, String> {
     options.logs = logs;
     Ok(Mode::Chaos(options))
 }
-
-// ---------------------------------------------------------------------------
-// The saga the executors run.
 
 /// What becomes of a job, fixed at registration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -408,9 +410,6 @@ VALUES ($1, $2, $3, $4, $5, $6, $7)",
     }
 }
 
-// ---------------------------------------------------------------------------
-// Entry point.
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let mode = match parse_args(std::env::args().skip(1)) {
@@ -466,15 +465,12 @@ fn connect_options(url: &str, name: &str) -> Result<PgConnectOptions, BoxError> 
         .options([("synchronous_commit", "on")]))
 }
 
-// ---------------------------------------------------------------------------
-// The child: one executor, until killed.
-
 async fn executor_child(name: &str) -> Result<(), BoxError> {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
 
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "warn".into());
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
     tracing_subscriber::registry()
         .with(filter)
         .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
@@ -567,9 +563,6 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Testimony {
         }
     }
 }
-
-// ---------------------------------------------------------------------------
-// The parent: set-up, faults, drain, checks.
 
 const SETUP: &str = "
 CREATE TABLE chaos.ledger (
@@ -733,9 +726,9 @@ async fn chaos(options: Options) -> Result<bool, BoxError> {
     println!(
         "chaos registered={} done={} compensated={} error={} lost={} skipped={} \
          fenced_landed={} duplicates={} takeover_p50_ms={} takeover_max_ms={} lease_ms={} \
-         kills={} pg_restarts={} frozen_held={} frozen_mid_step={} frozen_taken_over={} \
-         frozen_refused={} stolen={} unattributed={} crashed={} panics={} canary={} \
-         drained={} wall_s={:.1} result={}",
+         kills={} pg_restarts={} frozen_ms={} frozen_held={} frozen_mid_step={} \
+         frozen_taken_over={} frozen_refused={} stolen={} unattributed={} crashed={} \
+         panics={} canary={} drained={} wall_s={:.1} result={}",
         registered,
         checks.done,
         checks.compensated,
@@ -749,6 +742,7 @@ async fn chaos(options: Options) -> Result<bool, BoxError> {
         LEASE.as_millis(),
         faults.kills.len(),
         faults.pg_restarts,
+        freeze.frozen_for.as_millis(),
         freeze.held,
         freeze.mid_step,
         freeze.taken_over,
@@ -857,6 +851,7 @@ struct Freeze {
     mid_step: usize,
     taken_over: usize,
     refused: u64,
+    frozen_for: Duration,
 }
 
 async fn db_now(admin: &PgPool) -> Result<DateTime<Utc>, sqlx::Error> {
@@ -918,15 +913,16 @@ async fn freeze(admin: &PgPool, fleet: &mut Fleet) -> Result<Freeze, BoxError> {
     let stopped_at = db_now(admin).await?;
     let held = held_by(admin, &name, stopped_at).await?;
     let tokens: Vec<&str> = held.iter().map(|(_, token)| token.as_str()).collect();
-    let mid_step: i64 = sqlx::query_scalar(
-        "SELECT count(DISTINCT token) FROM chaos.ledger WHERE token = ANY($1)",
-    )
-    .bind(&tokens)
-    .fetch_one(admin)
-    .await?;
+    let mid_step: i64 =
+        sqlx::query_scalar("SELECT count(DISTINCT token) FROM chaos.ledger WHERE token = ANY($1)")
+            .bind(&tokens)
+            .fetch_one(admin)
+            .await?;
 
-    // Resume it only once every job it held has another holder.
-    let deadline = Instant::now() + TAKEOVER_DEADLINE;
+    // Resume it only once every job it held has another holder, and no
+    // sooner than twice the lease.
+    let frozen = Instant::now();
+    let deadline = frozen + TAKEOVER_DEADLINE;
     let job_ids: Vec<&str> = held.iter().map(|(job_id, _)| job_id.as_str()).collect();
     let taken_over = loop {
         let still: i64 = sqlx::query_scalar(
@@ -939,13 +935,15 @@ WHERE job_id = ANY($1)
         .bind(&tokens)
         .fetch_one(admin)
         .await?;
-        if still == 0 || Instant::now() > deadline {
+        let long_enough = frozen.elapsed() >= 2 * LEASE;
+        if (still == 0 && long_enough) || Instant::now() > deadline {
             break held.len() - usize::try_from(still)?;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let refused_before = fleet.refused(&name);
     fleet.running[index].signal("CONT").await?;
+    let frozen_for = frozen.elapsed();
 
     // Its attempts learn at their next write or renewal that they are
     // fenced out; wait for that testimony, briefly.
@@ -959,6 +957,7 @@ WHERE job_id = ANY($1)
         mid_step: usize::try_from(mid_step)?,
         taken_over,
         refused: fleet.refused(&name) - refused_before,
+        frozen_for,
     })
 }
 
@@ -1080,10 +1079,8 @@ WHERE process_id = $1",
     let missing = (registered as i64 - total).max(0);
     checks.lost = missing + (total - done - compensated - error);
 
-    (checks.landed, checks.unattributed) = sqlx::query_as(LANDED)
-        .bind(false)
-        .fetch_one(admin)
-        .await?;
+    (checks.landed, checks.unattributed) =
+        sqlx::query_as(LANDED).bind(false).fetch_one(admin).await?;
     checks.stolen = sqlx::query_scalar(STOLEN)
         .bind(false)
         .fetch_one(admin)
@@ -1124,7 +1121,9 @@ GROUP BY held.job_id",
         takeovers.extend(waits.into_iter().flatten().map(Duration::from_secs_f64));
     }
     takeovers.sort();
-    checks.takeover_p50 = takeovers.get(takeovers.len().saturating_sub(1) / 2).copied();
+    checks.takeover_p50 = takeovers
+        .get(takeovers.len().saturating_sub(1) / 2)
+        .copied();
     checks.takeover_max = takeovers.last().copied();
     Ok(checks)
 }
@@ -1156,9 +1155,6 @@ fn count_panics(log_dir: &Path) -> usize {
         .map(|text| text.lines().filter(|l| l.contains("panicked")).count())
         .sum()
 }
-
-// ---------------------------------------------------------------------------
-// The executor processes.
 
 /// The running executor processes, and what they said.
 struct Fleet {
