@@ -13,7 +13,7 @@
 //! - Three executor processes run the three-step saga `chaos-saga`
 //!   (`reserve`, `charge`, `ship`; `reserve` and `charge` have
 //!   compensations). They are this binary again, in a hidden mode
-//!   (`--executor NAME`). Each has 8 workers, a lease of 2 s and a heartbeat
+//!   (`--executor NAME`). Each has 12 workers, a lease of 2 s and a heartbeat
 //!   of 500 ms. Steps fail at random (10 %, retried with backoff, 5
 //!   attempts); one job in 20 is declined at `charge` (a permanent failure:
 //!   compensated); one in 50 fails for good at `ship` and then cannot undo
@@ -71,7 +71,9 @@
 //! least twice the lease); `frozen_held`: jobs it held when stopped,
 //! `frozen_mid_step` those it had started a step of, `frozen_taken_over`
 //! those other executors took before it was resumed, `frozen_refused` its
-//! writes and lease renewals refused after the resume; `unattributed`:
+//! writes and lease renewals refused from the resume to the end of the run,
+//! `frozen_write_errors` its writes that failed instead (a pooled
+//! connection wait that timed out while it was stopped); `unattributed`:
 //! audited writes without an author (expected 0); `crashed`: executors
 //! that exited without being killed; `panics`: panic messages in the
 //! executors' logs; `canary`: whether the checks caught the faults planted
@@ -150,8 +152,8 @@ const TAKEOVER_DEADLINE: Duration = Duration::from_secs(30);
 const USAGE: &str = "\
 usage: cargo run --release --example chaos -- [--short] [--jobs N] [--logs DIR]
 
-  --short     about half a minute: fewer jobs and kills, still one server restart
-              and one frozen executor
+  --short     about half a minute: fewer jobs and kills, still one
+              server restart and one frozen executor
   --jobs N    jobs to register (default 10000, 3000 with --short)
   --logs DIR  write the executors' logs to DIR and keep them (by default a
               temporary directory, removed when the run passes)
@@ -181,8 +183,6 @@ struct Options {
     restart_slot: usize,
     freeze_slot: usize,
     pause: Duration,
-    /// How long registration is spread over.
-    register_over: Duration,
     /// Longest wait, after the faults, for every job to be terminal.
     drain_deadline: Duration,
     /// Where the executors' logs go, kept; `None`: a temporary directory.
@@ -197,7 +197,6 @@ impl Options {
             restart_slot: 6,
             freeze_slot: 11,
             pause: Duration::from_secs(4),
-            register_over: Duration::from_secs(60),
             drain_deadline: Duration::from_secs(300),
             logs: None,
         }
@@ -210,10 +209,16 @@ impl Options {
             restart_slot: 3,
             freeze_slot: 6,
             pause: Duration::from_secs(3),
-            register_over: Duration::from_secs(24),
             drain_deadline: Duration::from_secs(90),
             logs: None,
         }
+    }
+
+    /// How long registration is spread over: about as long as the faults
+    /// take, so that every fault meets executors at work.
+    fn register_over(&self) -> Duration {
+        let slots = u32::try_from(self.slots).unwrap_or(u32::MAX);
+        self.pause * slots + 2 * LEASE + PG_DOWN
     }
 
     /// The deadline of the whole run: faults, drain and set-up.
@@ -398,7 +403,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7)",
         .map_err(|error| StepError::retry(format!("ledger insert failed [{token}]: {error}")))?;
 
         // The work: long enough that a frozen executor is caught mid-step.
-        tokio::time::sleep(Duration::from_millis(fastrand::u64(5..=40))).await;
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(10..=60))).await;
         match verdict {
             Verdict::Ok => {
                 task.trail.push(format!("{}{step}@{token}", kind.letter()));
@@ -440,7 +445,17 @@ async fn main() -> ExitCode {
                 )
                 .init();
             let deadline = options.deadline();
-            match tokio::time::timeout(deadline, chaos(options)).await {
+            // Returning, however early, drops the runtime and with it every
+            // child's handle, which kills the child.
+            let run = tokio::time::timeout(deadline, chaos(options));
+            let result = tokio::select! {
+                result = run => result,
+                _ = tokio::signal::ctrl_c() => {
+                    eprintln!("chaos failed: interrupted");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match result {
                 Ok(Ok(true)) => ExitCode::SUCCESS,
                 Ok(Ok(false)) => ExitCode::FAILURE,
                 Ok(Err(error)) => {
@@ -490,7 +505,7 @@ async fn executor_child(name: &str) -> Result<(), BoxError> {
     // it in `start`; a short acquire timeout, so that statements fail fast
     // while it is down instead of queueing behind a dead server.
     let pool = PgPoolOptions::new()
-        .max_connections(12)
+        .max_connections(16)
         .acquire_timeout(Duration::from_secs(2))
         .connect_lazy_with(connect_options(&url, name)?);
     let table = JobTable::new(SCHEMA, TABLE)?;
@@ -500,7 +515,7 @@ async fn executor_child(name: &str) -> Result<(), BoxError> {
     };
     let mut config = ExecutorConfig::default();
     config.name = name.to_owned();
-    config.max_workers = 8;
+    config.max_workers = 12;
     config.lease_duration = LEASE;
     config.heartbeat_interval = HEARTBEAT;
     config.sweep_interval = SWEEP;
@@ -695,13 +710,28 @@ async fn chaos(options: Options) -> Result<bool, BoxError> {
     let mut faults = Faults::default();
     for slot in 1..=options.slots {
         tokio::time::sleep(options.pause).await;
+        let at = started.elapsed().as_secs_f64();
         if slot == options.restart_slot && throwaway {
             restart_server().await?;
             faults.pg_restarts += 1;
+            eprintln!("chaos: {at:.1} s: server stopped for {PG_DOWN:?} and started");
         } else if slot == options.freeze_slot {
-            faults.freeze = Some(freeze(&admin, &mut fleet).await?);
+            let freeze = freeze(&admin, &mut fleet).await?;
+            eprintln!(
+                "chaos: {at:.1} s: froze {} for {} ms, jobs held: {}",
+                freeze.name,
+                freeze.frozen_for.as_millis(),
+                freeze.held
+            );
+            faults.freeze = Some(freeze);
         } else {
-            faults.kills.push(kill(&admin, &mut fleet).await?);
+            let kill = kill(&admin, &mut fleet).await?;
+            eprintln!(
+                "chaos: {at:.1} s: killed {}, jobs held: {}",
+                kill.name,
+                kill.held.len()
+            );
+            faults.kills.push(kill);
         }
     }
     let registered = registering.await??;
@@ -714,6 +744,7 @@ async fn chaos(options: Options) -> Result<bool, BoxError> {
     let canary = canary(&admin).await?;
 
     let freeze = faults.freeze.clone().unwrap_or_default();
+    let resumed = fleet.testified(&freeze.name).since(freeze.before);
     let pass = checks.lost == 0
         && checks.skipped == 0
         && checks.landed == 0
@@ -727,7 +758,7 @@ async fn chaos(options: Options) -> Result<bool, BoxError> {
         "chaos registered={} done={} compensated={} error={} lost={} skipped={} \
          fenced_landed={} duplicates={} takeover_p50_ms={} takeover_max_ms={} lease_ms={} \
          kills={} pg_restarts={} frozen_ms={} frozen_held={} frozen_mid_step={} \
-         frozen_taken_over={} frozen_refused={} stolen={} unattributed={} crashed={} \
+         frozen_taken_over={} frozen_refused={} frozen_write_errors={} stolen={} unattributed={} crashed={} \
          panics={} canary={} drained={} wall_s={:.1} result={}",
         registered,
         checks.done,
@@ -746,7 +777,8 @@ async fn chaos(options: Options) -> Result<bool, BoxError> {
         freeze.held,
         freeze.mid_step,
         freeze.taken_over,
-        freeze.refused,
+        resumed.refused,
+        resumed.write_errors,
         checks.stolen,
         checks.unattributed,
         crashed,
@@ -770,7 +802,7 @@ fn ms(duration: Option<Duration>) -> String {
 }
 
 /// Registers `options.jobs` jobs in batches spread over
-/// `options.register_over`, retrying a batch while the server is down.
+/// `options.register_over()`, retrying a batch while the server is down.
 /// Returns how many were registered.
 async fn register(
     client: Client<Saga>,
@@ -778,7 +810,7 @@ async fn register(
     options: Options,
 ) -> Result<usize, BoxError> {
     const GAP: Duration = Duration::from_millis(100);
-    let ticks = (options.register_over.as_millis() / GAP.as_millis()).max(1) as usize;
+    let ticks = (options.register_over().as_millis() / GAP.as_millis()).max(1) as usize;
     let batch = options.jobs.div_ceil(ticks).max(1);
     let tasks: Vec<Task> = (0..options.jobs)
         .map(|n| Task {
@@ -847,10 +879,12 @@ struct Kill {
 
 #[derive(Debug, Default, Clone)]
 struct Freeze {
+    name: String,
     held: usize,
     mid_step: usize,
     taken_over: usize,
-    refused: u64,
+    /// The executor's testimony when it was resumed.
+    before: Testified,
     frozen_for: Duration,
 }
 
@@ -941,22 +975,24 @@ WHERE job_id = ANY($1)
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let refused_before = fleet.refused(&name);
+    let before = fleet.testified(&name);
     fleet.running[index].signal("CONT").await?;
     let frozen_for = frozen.elapsed();
 
     // Its attempts learn at their next write or renewal that they are
-    // fenced out; wait for that testimony, briefly.
+    // fenced out; wait for that testimony, briefly, before the next fault.
+    // The figures are read at the end of the run.
     let deadline = Instant::now() + Duration::from_secs(10);
     let expected = held.len() as u64;
-    while fleet.refused(&name) - refused_before < expected && Instant::now() < deadline {
+    while fleet.testified(&name).since(before).total() < expected && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(Freeze {
+        name,
         held: held.len(),
         mid_step: usize::try_from(mid_step)?,
         taken_over,
-        refused: fleet.refused(&name) - refused_before,
+        before,
         frozen_for,
     })
 }
@@ -1163,11 +1199,33 @@ struct Fleet {
     log_dir: PathBuf,
     next: usize,
     running: Vec<Child>,
-    /// Refused writes and renewals each executor reported, by name.
-    refused: Arc<Mutex<HashMap<String, u64>>>,
+    /// What each executor reported, by name.
+    testimony: Arc<Mutex<HashMap<String, Testified>>>,
     /// Executors that exited without being killed, with how they exited.
     crashes: Arc<Mutex<Vec<String>>>,
     watchers: Vec<JoinHandle<()>>,
+}
+
+/// What one executor said on stdout so far.
+#[derive(Debug, Default, Clone, Copy)]
+struct Testified {
+    /// Writes and lease renewals of its attempts refused by the fence.
+    refused: u64,
+    /// Writes of its attempts that failed (the database did not answer).
+    write_errors: u64,
+}
+
+impl Testified {
+    fn since(self, earlier: Self) -> Self {
+        Self {
+            refused: self.refused - earlier.refused,
+            write_errors: self.write_errors - earlier.write_errors,
+        }
+    }
+
+    fn total(self) -> u64 {
+        self.refused + self.write_errors
+    }
 }
 
 /// One executor process. The process itself is owned by its watcher task,
@@ -1205,7 +1263,7 @@ impl Fleet {
             log_dir,
             next: 1,
             running: Vec::new(),
-            refused: Arc::default(),
+            testimony: Arc::default(),
             crashes: Arc::default(),
             watchers: Vec::new(),
         })
@@ -1229,17 +1287,23 @@ impl Fleet {
         let stdout = process.stdout.take().ok_or("no stdout from the executor")?;
         let killed = Arc::new(AtomicBool::new(false));
 
-        let refused = Arc::clone(&self.refused);
+        let testimony = Arc::clone(&self.testimony);
         let crashes = Arc::clone(&self.crashes);
         let watched = Arc::clone(&killed);
         let who = name.clone();
         self.watchers.push(tokio::spawn(async move {
             let mut lines = BufReader::new(stdout).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(count) = line.strip_prefix("refused ") {
-                    let count: u64 = count.parse().unwrap_or(0);
-                    let mut refused = refused.lock().expect("refusal counts poisoned");
-                    *refused.entry(who.clone()).or_default() += count;
+                let Some((what, count)) = line.split_once(' ') else {
+                    continue;
+                };
+                let count: u64 = count.parse().unwrap_or(0);
+                let mut testimony = testimony.lock().expect("testimony poisoned");
+                let testified = testimony.entry(who.clone()).or_default();
+                match what {
+                    "refused" => testified.refused += count,
+                    "write_failed" => testified.write_errors += count,
+                    _ => {}
                 }
             }
             let status = process.wait().await;
@@ -1257,9 +1321,9 @@ impl Fleet {
         Ok(())
     }
 
-    fn refused(&self, name: &str) -> u64 {
-        let refused = self.refused.lock().expect("refusal counts poisoned");
-        refused.get(name).copied().unwrap_or(0)
+    fn testified(&self, name: &str) -> Testified {
+        let testimony = self.testimony.lock().expect("testimony poisoned");
+        testimony.get(name).copied().unwrap_or_default()
     }
 
     fn crashed(&self) -> usize {
