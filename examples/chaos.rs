@@ -25,7 +25,8 @@
 //!   new one. Once it stops PostgreSQL with `pg_ctl stop -m immediate` and
 //!   starts it again. Once it freezes an executor with SIGSTOP while that
 //!   executor holds jobs mid-step, waits until other executors have taken
-//!   every one of those jobs over (past the lease), and resumes it.
+//!   every one of those jobs over (past the lease), and resumes it at once,
+//!   while the new holders are still running most of them.
 //! - Then it waits, up to a deadline, until every job is terminal, kills
 //!   every child, checks the records below and prints one summary line.
 //!
@@ -68,9 +69,11 @@
 //! another executor, beside `lease_ms` (the floor, counted from the last
 //! claim or renewal, which came before the kill); `frozen_ms`: how long the
 //! executor was stopped (until every job it held was taken over, and at
-//! least twice the lease); `frozen_held`: jobs it held when stopped,
+//! least the lease); `frozen_held`: jobs it held when stopped,
 //! `frozen_mid_step` those it had started a step of, `frozen_taken_over`
-//! those other executors took before it was resumed, `frozen_refused` its
+//! those other executors took before it was resumed, `frozen_contested`
+//! those still running under their new holder at the resume (where only
+//! the token, not the status, fences the stale attempt), `frozen_refused` its
 //! writes and lease renewals refused from the resume to the end of the run,
 //! `frozen_write_errors` its writes that failed instead (a pooled
 //! connection wait that timed out while it was stopped); `unattributed`:
@@ -81,8 +84,9 @@
 //!
 //! The run exits non-zero unless `lost`, `skipped`, `fenced_landed`,
 //! `stolen`, `crashed` and `panics` are 0, the canary was caught, the freeze
-//! caught the executor holding jobs, and (on the throwaway server) the
-//! restart happened.
+//! caught the executor holding jobs and resumed it while at least one of
+//! them was still running under its new holder, and (on the throwaway
+//! server) the restart happened.
 //!
 //! # Checks that can fail
 //!
@@ -753,12 +757,13 @@ async fn chaos(options: Options) -> Result<bool, BoxError> {
         && panics == 0
         && canary
         && freeze.held > 0
+        && freeze.contested > 0
         && (faults.pg_restarts == 1 || !throwaway);
     println!(
         "chaos registered={} done={} compensated={} error={} lost={} skipped={} \
          fenced_landed={} duplicates={} takeover_p50_ms={} takeover_max_ms={} lease_ms={} \
          kills={} pg_restarts={} frozen_ms={} frozen_held={} frozen_mid_step={} \
-         frozen_taken_over={} frozen_refused={} frozen_write_errors={} stolen={} unattributed={} crashed={} \
+         frozen_taken_over={} frozen_contested={} frozen_refused={} frozen_write_errors={} stolen={} unattributed={} crashed={} \
          panics={} canary={} drained={} wall_s={:.1} result={}",
         registered,
         checks.done,
@@ -777,6 +782,7 @@ async fn chaos(options: Options) -> Result<bool, BoxError> {
         freeze.held,
         freeze.mid_step,
         freeze.taken_over,
+        freeze.contested,
         resumed.refused,
         resumed.write_errors,
         checks.stolen,
@@ -883,6 +889,9 @@ struct Freeze {
     held: usize,
     mid_step: usize,
     taken_over: usize,
+    /// Jobs it held that were still running under their new holder when it
+    /// was resumed.
+    contested: usize,
     /// The executor's testimony when it was resumed.
     before: Testified,
     frozen_for: Duration,
@@ -944,6 +953,7 @@ async fn freeze(admin: &PgPool, fleet: &mut Fleet) -> Result<Freeze, BoxError> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     fleet.running[index].signal("STOP").await?;
+    let frozen = Instant::now();
     let stopped_at = db_now(admin).await?;
     let held = held_by(admin, &name, stopped_at).await?;
     let tokens: Vec<&str> = held.iter().map(|(_, token)| token.as_str()).collect();
@@ -953,27 +963,28 @@ async fn freeze(admin: &PgPool, fleet: &mut Fleet) -> Result<Freeze, BoxError> {
             .fetch_one(admin)
             .await?;
 
-    // Resume it only once every job it held has another holder, and no
-    // sooner than twice the lease.
-    let frozen = Instant::now();
+    // Resume it as soon as every job it held has another holder (and not
+    // before a lease's length), so that its stale attempts meet jobs their
+    // new holders are still running: those only the token fences off.
     let deadline = frozen + TAKEOVER_DEADLINE;
     let job_ids: Vec<&str> = held.iter().map(|(job_id, _)| job_id.as_str()).collect();
-    let taken_over = loop {
-        let still: i64 = sqlx::query_scalar(
-            "SELECT count(*)
+    let (taken_over, contested) = loop {
+        let (still, contested): (i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE goroutine_id = ANY($2)),
+    count(*) FILTER (WHERE status = 'ready' AND goroutine_id <> ALL($2))
 FROM chaos.jobs
-WHERE job_id = ANY($1)
-    AND goroutine_id = ANY($2)",
+WHERE job_id = ANY($1)",
         )
         .bind(&job_ids)
         .bind(&tokens)
         .fetch_one(admin)
         .await?;
-        let long_enough = frozen.elapsed() >= 2 * LEASE;
+        let long_enough = frozen.elapsed() >= LEASE;
         if (still == 0 && long_enough) || Instant::now() > deadline {
-            break held.len() - usize::try_from(still)?;
+            let taken_over = held.len() - usize::try_from(still)?;
+            break (taken_over, usize::try_from(contested)?);
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     };
     let before = fleet.testified(&name);
     fleet.running[index].signal("CONT").await?;
@@ -992,6 +1003,7 @@ WHERE job_id = ANY($1)
         held: held.len(),
         mid_step: usize::try_from(mid_step)?,
         taken_over,
+        contested,
         before,
         frozen_for,
     })
