@@ -24,9 +24,10 @@
 //! - Every few seconds it kills a random executor with SIGKILL and starts a
 //!   new one. Once it stops PostgreSQL with `pg_ctl stop -m immediate` and
 //!   starts it again. Once it freezes an executor with SIGSTOP while that
-//!   executor holds jobs mid-step, waits until other executors have taken
-//!   every one of those jobs over (past the lease), and resumes it at once,
-//!   while the new holders are still running most of them.
+//!   executor holds jobs mid-step, just after it renewed their leases,
+//!   waits until other executors have taken every one of those jobs over
+//!   (past the lease), and resumes it at once, while the new holders are
+//!   still running most of them.
 //! - Then it waits, up to a deadline, until every job is terminal, kills
 //!   every child, checks the records below and prints one summary line.
 //!
@@ -944,13 +945,28 @@ async fn kill(admin: &PgPool, fleet: &mut Fleet) -> Result<Kill, BoxError> {
 async fn freeze(admin: &PgPool, fleet: &mut Fleet) -> Result<Freeze, BoxError> {
     let index = fastrand::usize(..fleet.running.len());
     let name = fleet.running[index].name.clone();
-    // Stop it at a moment it holds several jobs.
+    // Stop it while it holds several jobs, just after it renewed (or took)
+    // their leases: then they run out a lease's length into the freeze.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while held_by(admin, &name, db_now(admin).await?).await?.len() < 4 {
-        if Instant::now() > deadline {
+    loop {
+        let (held, renewed_s): (i64, Option<f64>) = sqlx::query_as(
+            "SELECT count(*),
+    extract(epoch FROM clock_timestamp() - min(goroutine_heart_beat_ts))::float8
+FROM chaos.jobs
+WHERE process_id = $1
+    AND status = 'ready'
+    AND goroutine_id LIKE $2 || ':%'
+    AND goroutine_lease_expire_ts > clock_timestamp()",
+        )
+        .bind(PROCESS_ID)
+        .bind(&name)
+        .fetch_one(admin)
+        .await?;
+        let fresh = renewed_s.is_some_and(|s| s < 0.1);
+        if (held >= 4 && fresh) || (held >= 1 && Instant::now() > deadline) {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     fleet.running[index].signal("STOP").await?;
     let frozen = Instant::now();
