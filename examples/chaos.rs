@@ -86,8 +86,11 @@
 //! The run exits non-zero unless `lost`, `skipped`, `fenced_landed`,
 //! `stolen`, `crashed` and `panics` are 0, the canary was caught, the freeze
 //! caught the executor holding jobs and resumed it while at least one of
-//! them was still running under its new holder, and (on the throwaway
-//! server) the restart happened.
+//! them was still running under its new holder, the executor then told of
+//! a refused or failed write, and (on the throwaway server) the restart
+//! happened. That testimony relies on the runtime's log messages for a
+//! lost lease; should they change, the run fails here rather than count
+//! nothing.
 //!
 //! # Checks that can fail
 //!
@@ -532,7 +535,6 @@ async fn executor_child(name: &str) -> Result<(), BoxError> {
     config.execution_timeout = Duration::from_secs(60);
     let executor = Executor::new(pool, table, saga, config)?;
     let _handle = executor.start().await?;
-    println!("started");
     std::future::pending::<()>().await;
     Ok(())
 }
@@ -759,6 +761,7 @@ async fn chaos(options: Options) -> Result<bool, BoxError> {
         && canary
         && freeze.held > 0
         && freeze.contested > 0
+        && resumed.total() > 0
         && (faults.pg_restarts == 1 || !throwaway);
     println!(
         "chaos registered={} done={} compensated={} error={} lost={} skipped={} \
