@@ -21,22 +21,24 @@ pub(crate) struct SchemaInfo {
 /// names each process last started with, so that executors can refuse a
 /// step list that would move open jobs.
 ///
-/// Besides the two indexes validation requires, it creates two that
-/// validation does not ask for, since a table made by the reference DDL
-/// works without them, only slower:
+/// Claims read the `(process_id, status, start_after_ts,
+/// goroutine_lease_expire_ts)` index that validation requires: the ready
+/// jobs of a process form one range of it however many jobs have finished,
+/// and the lease column lets the claim pass over leased jobs without
+/// reading their rows.
 ///
-/// - `<table>_ready_idx`, a partial index over ready jobs alone, keeps
-///   claiming as fast on a table of millions of finished jobs as on an
-///   empty one.
-/// - `<table>_created_idx` on `(created_ts, job_id, process_id, status)`
-///   serves listings, which sort newest first by `(created_ts, job_id)`: a
-///   page or a cursor batch reads the index from where it starts instead of
-///   sorting every matching row. Filters on process and status are checked
-///   on its entries, so the rows of jobs that do not match are never read.
-///   Its columns never change after registration except `status`, which
-///   the other indexes hold already, so it makes no update lose PostgreSQL's
-///   heap-only (HOT) path; its cost is one more index entry per insert and
-///   per update that is not HOT anyway.
+/// Besides the two indexes validation requires, it creates one that
+/// validation does not ask for, since a table made by the reference DDL
+/// works without it, only slower: `<table>_created_idx` on `(created_ts,
+/// job_id, process_id, status)` serves listings, which sort newest first by
+/// `(created_ts, job_id)`: a page or a cursor batch reads the index from
+/// where it starts instead of sorting every matching row. Filters on process
+/// and status are checked on its entries, so the rows of jobs that do not
+/// match are never read. Its columns never change after registration except
+/// `status`, which the other indexes hold already, so it makes no update
+/// lose PostgreSQL's heap-only (HOT) path; its cost is one more index entry
+/// per insert and per update that is not HOT anyway (claims and step
+/// commits change the lease and status columns, so none is).
 ///
 /// Every statement uses `IF NOT EXISTS`, so running it again is harmless
 /// and adds what a table made by the reference DDL lacks. Indexes are
@@ -52,7 +54,6 @@ pub fn ddl(table: &JobTable) -> String {
     let quoted = quote_table(table);
     let open_index = quote_identifier(&index_name(table, "open"));
     let cleanup_index = quote_identifier(&index_name(table, "cleanup"));
-    let ready_index = quote_identifier(&index_name(table, "ready"));
     let created_index = quote_identifier(&index_name(table, "created"));
     let registry = format!("{schema}.{}", quote_identifier(&registry_name(table)));
     format!(
@@ -87,9 +88,6 @@ CREATE INDEX IF NOT EXISTS {open_index}
 CREATE INDEX IF NOT EXISTS {cleanup_index}
     ON {quoted} (process_id, status, end_ts);
 
-CREATE INDEX IF NOT EXISTS {ready_index}
-    ON {quoted} (process_id, start_after_ts)
-    WHERE status = 'ready';
 
 CREATE INDEX IF NOT EXISTS {created_index}
     ON {quoted} (created_ts, job_id, process_id, status);
@@ -291,7 +289,7 @@ const COLUMNS: &[ColumnSpec] = &[
 ];
 
 /// Leading columns of the indexes the claim and the cleanup need, and how
-/// messages name them. The ready and listing indexes of [`ddl`] only make
+/// messages name them. The listing index of [`ddl`] only makes
 /// things faster, so a table without them passes.
 const INDEXES: &[(&[&str], &str)] = &[
     (
