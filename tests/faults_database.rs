@@ -182,8 +182,7 @@ async fn a_database_restart_mid_run_is_survived() {
 
     stop(&cluster).await;
     // Attempts fail their next write and stop, leaving their leases to run
-    // out. Writes fail one after another (a failed batch is retried row by
-    // row, each waiting out the pool's timeout), so restart at the first.
+    // out; restart at the first failed write.
     wait_until(Duration::from_secs(60), "a write fails", || {
         let failed = logs.with_message("job write failed, attempt stopped").len();
         async move { failed > 0 }

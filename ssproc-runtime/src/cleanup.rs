@@ -9,10 +9,8 @@ use crate::error::CleanupError;
 use crate::storage::Store;
 
 /// Deletes `done` and `compensated` jobs of `process_id` that ended more
-/// than `threshold` ago, batch by batch until a batch comes back short.
-///
-/// A batch that deletes nothing always ends the run, so the loop cannot
-/// spin whatever the database returns.
+/// than `threshold` ago, batch by batch until a batch comes back short
+/// (a batch is at least one row, so one that deletes nothing ends the run).
 pub(crate) async fn run_once(
     store: &Store,
     process_id: &str,
@@ -31,7 +29,7 @@ pub(crate) async fn run_once(
                 source,
             })?;
         deleted += count;
-        if count == 0 || count < batch as u64 {
+        if count < batch as u64 {
             return Ok(deleted);
         }
     }

@@ -113,7 +113,10 @@ pub trait Process: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// As [`Executor::new`].
+    /// As [`Executor::new`]: any [`ConfigError`] of
+    /// [`ExecutorConfig::validate`], and [`ConfigError::EmptyProcessId`],
+    /// [`ConfigError::ProcessIdNul`], [`ConfigError::NoSteps`] or
+    /// [`ConfigError::CompensationMismatch`] for a process that cannot run.
     fn into_executor(
         self,
         pool: PgPool,

@@ -183,9 +183,19 @@
 //! commit; the job stays leased and heartbeated until the write lands, and
 //! at most as many attempts as there are workers wait so. Each row of a
 //! batch is fenced by its own
-//! token; when a batch fails, its writes are retried one by one, so one bad
-//! row cannot fail the others. [`Client::register_many`] writes all its jobs
+//! token; when the database refuses a batch, its writes are retried one by
+//! one, so one bad row cannot fail the others, and when it cannot be
+//! reached they all fail at once (each attempt stops; its job goes on from
+//! its last committed step once the lease runs out). A batch carries at
+//! most 64 MiB of job data. [`Client::register_many`] writes all its jobs
 //! or none.
+//!
+//! The executor's connections come from the pool you pass in: one for
+//! notifications, held for as long as the executor runs, and at the same
+//! time up to one each for claiming, heartbeats and cleanup and up to three
+//! for batch writes, besides what your steps take. Size the pool for that
+//! (sqlx's default of 10 leaves room for a few connections of your own),
+//! or heartbeats may wait for a connection past their lease.
 //!
 //! # Shutdown
 //!

@@ -116,7 +116,11 @@ impl<P: Process> Attempt<'_, P> {
                 }
                 Call::Outcome(StepOutcome::EarlyExitError { reason }) => {
                     let failure = self.failure(job, index, FailureKind::EarlyExit, reason);
-                    tracing::error!(step = P::STEPS[step], error = %failure.message, "job ended in error by its step");
+                    tracing::error!(
+                        step = P::STEPS[step],
+                        error = %failure.message,
+                        "job ended in error by its step"
+                    );
                     let end = self.finish_error(job, Some(data), index, RunType::Normal, &failure);
                     return end.await;
                 }
@@ -280,7 +284,11 @@ impl<P: Process> Attempt<'_, P> {
                         FailureKind::EarlyExit,
                         reason,
                     );
-                    tracing::error!(step = P::STEPS[current], error = %failure.message, "job ended in error by its compensation");
+                    tracing::error!(
+                        step = P::STEPS[current],
+                        error = %failure.message,
+                        "job ended in error by its compensation"
+                    );
                     let end =
                         self.finish_error(job, Some(data), index, RunType::Compensation, &failure);
                     return end.await;
@@ -389,14 +397,9 @@ impl<P: Process> Attempt<'_, P> {
         kind: FailureKind,
         message: String,
     ) -> Failure {
-        let step_name = usize::try_from(step)
-            .ok()
-            .and_then(|s| P::STEPS.get(s))
-            .copied()
-            .unwrap_or("");
         Failure {
             step,
-            step_name: step_name.to_owned(),
+            step_name: super::step_name::<P>(step).to_owned(),
             run_type,
             attempt,
             message,

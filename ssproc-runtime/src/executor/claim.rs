@@ -14,7 +14,7 @@ use tracing::Instrument;
 use super::attempt::{millis, Attempt, End};
 use super::commit::Writer;
 use super::heartbeat::Leases;
-use super::{token_prefix, Shared};
+use super::{step_name, token_prefix, Shared};
 use crate::job::{Failure, FailureKind, JobStatus, RunType};
 use crate::process::Process;
 use crate::storage::{Claimed, Store, Transition, Unreadable};
@@ -51,6 +51,8 @@ impl<P: Process> Claimer<P> {
         let mut failures = 0u32;
         loop {
             tokio::select! {
+                // Shutdown wins over a wake that came with it.
+                biased;
                 () = stop.cancelled() => return,
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep_until(next_sweep) => {
@@ -59,7 +61,7 @@ impl<P: Process> Claimer<P> {
                     tracing::trace!(process_id = P::ID, "sweep");
                 }
             }
-            match self.claim_while_idle().await {
+            match self.claim_while_idle(&stop).await {
                 Ok(()) => failures = 0,
                 Err(error) => {
                     failures += 1;
@@ -71,10 +73,11 @@ impl<P: Process> Claimer<P> {
         }
     }
 
-    /// Claims until the workers are full or no more jobs are due.
-    async fn claim_while_idle(&self) -> Result<(), sqlx::Error> {
+    /// Claims until the workers are full, no more jobs are due, or shutdown
+    /// has begun.
+    async fn claim_while_idle(&self, stop: &CancellationToken) -> Result<(), sqlx::Error> {
         let config = &self.shared.config;
-        loop {
+        while !stop.is_cancelled() {
             let idle = self
                 .workers
                 .available_permits()
@@ -96,33 +99,28 @@ impl<P: Process> Claimer<P> {
             for job in claimed {
                 match job {
                     Ok(job) => self.spawn(job),
-                    Err(unreadable) => self.give_up(unreadable),
+                    Err(unreadable) => self.end_unreadable(unreadable),
                 }
             }
             if !full {
                 return Ok(());
             }
         }
+        Ok(())
     }
 
     /// Ends a claimed job no attempt can run in `error`, with the reason:
     /// claimed again after every lease, it would never end otherwise. Its
     /// run type becomes `normal`; the failure keeps the value found.
-    fn give_up(&self, job: Unreadable) {
-        let step_name = usize::try_from(job.next_step)
-            .ok()
-            .and_then(|step| P::STEPS.get(step))
-            .copied()
-            .unwrap_or("");
+    fn end_unreadable(&self, job: Unreadable) {
         let failure = Failure {
             step: job.next_step,
-            step_name: step_name.to_owned(),
+            step_name: step_name::<P>(job.next_step).to_owned(),
             run_type: RunType::Normal,
             attempt: 0,
             message: job.source.to_string(),
             kind: FailureKind::Data,
         };
-        tracing::error!(job_id = job.job_id, error = %job.source, "claimed job unreadable, ended in error");
         let transition = Transition {
             data: None,
             next_step: job.next_step,
@@ -134,8 +132,20 @@ impl<P: Process> Claimer<P> {
         };
         let writer = self.writer.clone();
         self.tracker.spawn(async move {
-            if let Err(error) = writer.apply(&job.job_id, &job.token, transition).await {
-                tracing::warn!(job_id = job.job_id, %error, "unreadable job not ended, left to its lease");
+            let job_id = job.job_id.as_str();
+            match writer.apply(job_id, &job.token, transition).await {
+                Ok(_) => tracing::error!(
+                    job_id,
+                    process_id = P::ID,
+                    error = %job.source,
+                    "claimed job unreadable, ended in error"
+                ),
+                Err(error) => tracing::warn!(
+                    job_id,
+                    process_id = P::ID,
+                    %error,
+                    "unreadable job not ended, left to its lease"
+                ),
             }
         });
     }
@@ -306,8 +316,10 @@ pub(super) async fn listen(
                 }
                 Ok(Some(_)) => {}
                 Ok(None) => {
+                    // Connect anew here rather than inside `try_recv`, so
+                    // that the sweep above follows the new LISTEN.
                     tracing::warn!("notification connection lost, reconnecting");
-                    wake.notify_one();
+                    break;
                 }
                 Err(error) => {
                     tracing::warn!(%error, "notification listener failed, reconnecting");

@@ -13,10 +13,14 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use crate::storage::{Store, Transition};
+use crate::storage::{is_unreachable, Store, Transition};
 
 /// Most writes in one statement.
 const MAX_BATCH: usize = 1000;
+
+/// Most job data in one statement, far below the 1 GB PostgreSQL takes in
+/// one message.
+const MAX_BATCH_BYTES: usize = 64 << 20;
 
 /// Most batch statements in flight at once. One alone leaves the executor
 /// waiting on each round trip; a few keep the database busy without taking
@@ -96,17 +100,42 @@ async fn run(store: Store, mut receiver: mpsc::UnboundedReceiver<Request>) {
             return;
         }
         let store = store.clone();
+        // Not tracked by the executor: every request's sender awaits its
+        // reply, and the attempts that send are tracked.
         tokio::spawn(async move {
-            flush(&store, &mut batch).await;
+            for mut chunk in split_by_size(batch, MAX_BATCH_BYTES) {
+                flush(&store, &mut chunk).await;
+            }
             drop(flushing);
         });
     }
 }
 
+/// Splits `batch` so that no statement carries more than `max_bytes` of
+/// job data (a single larger write goes alone).
+fn split_by_size(batch: Vec<Request>, max_bytes: usize) -> Vec<Vec<Request>> {
+    let mut chunks = vec![Vec::new()];
+    let mut bytes = 0;
+    for request in batch {
+        let size = request.transition.data.as_ref().map_or(0, String::len);
+        let current = chunks.last().map_or(0, Vec::len);
+        if current > 0 && bytes + size > max_bytes {
+            chunks.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += size;
+        if let Some(chunk) = chunks.last_mut() {
+            chunk.push(request);
+        }
+    }
+    chunks
+}
+
 /// Writes `batch` in one statement and answers every request. When the
-/// database refuses the statement, each write is retried alone, so one bad
-/// row cannot fail the others; when it cannot be reached, every write fails
-/// at once rather than waiting out a connection per row.
+/// statement fails, each write is retried alone, so that one bad row (or a
+/// batch too large for one message) cannot fail the others; when the
+/// database cannot be reached, every write fails at once rather than
+/// waiting out a connection per row.
 async fn flush(store: &Store, batch: &mut Vec<Request>) {
     let updates: Vec<(&str, &str, &Transition)> = batch
         .iter()
@@ -123,7 +152,7 @@ async fn flush(store: &Store, batch: &mut Vec<Request>) {
                 let _ = request.reply.send(Ok(landed));
             }
         }
-        Err(error @ sqlx::Error::Database(_)) if batch.len() > 1 => {
+        Err(error) if batch.len() > 1 && !is_unreachable(&error) => {
             tracing::debug!(%error, count = batch.len(), "batched job write failed, writing one by one");
             for request in batch.drain(..) {
                 let result = store
@@ -139,5 +168,48 @@ async fn flush(store: &Store, batch: &mut Vec<Request>) {
                 let _ = request.reply.send(Err(Arc::clone(&error)));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::{JobStatus, RunType};
+
+    fn request(job_id: &str, data: Option<usize>) -> Request {
+        Request {
+            job_id: job_id.to_owned(),
+            token: "t".to_owned(),
+            transition: Transition {
+                data: data.map(|len| "x".repeat(len)),
+                next_step: 1,
+                status: JobStatus::Ready,
+                run_type: RunType::Normal,
+                bump_comp_count: false,
+                release_after: None,
+                failure: None,
+            },
+            reply: oneshot::channel().0,
+        }
+    }
+
+    #[test]
+    fn batches_split_where_their_data_outgrows_the_limit() {
+        let batch = vec![
+            request("a", Some(6)),
+            request("b", Some(4)),
+            request("c", None),
+            request("d", Some(1)),
+            request("e", Some(25)),
+            request("f", Some(2)),
+        ];
+        let chunks: Vec<Vec<String>> = split_by_size(batch, 10)
+            .into_iter()
+            .map(|chunk| chunk.into_iter().map(|r| r.job_id).collect())
+            .collect();
+        assert_eq!(
+            chunks,
+            [vec!["a", "b", "c"], vec!["d"], vec!["e"], vec!["f"]]
+        );
     }
 }

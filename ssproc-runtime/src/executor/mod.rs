@@ -20,7 +20,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{ExecutorConfig, JobTable};
 use crate::error::{ConfigError, SchemaError, StartError};
 use crate::process::Process;
-use crate::storage::{self, Store};
+use crate::storage::{self, is_unreachable, Store};
 
 pub use shutdown::ExecutorHandle;
 pub use wait::{Executed, Outcome};
@@ -301,17 +301,13 @@ pub(crate) fn token_prefix<P: Process>(shared: &Shared<P>) -> String {
     )
 }
 
-/// Whether `error` says the database could not be reached, as opposed to an
-/// answer from it (missing privileges, say), which retrying will not change.
-fn is_unreachable(error: &sqlx::Error) -> bool {
-    matches!(
-        error,
-        sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::WorkerCrashed
-            | sqlx::Error::Protocol(_)
-    )
+/// The name of step `index` of `P`; empty for an index it does not have.
+fn step_name<P: Process>(index: i32) -> &'static str {
+    usize::try_from(index)
+        .ok()
+        .and_then(|step| P::STEPS.get(step))
+        .copied()
+        .unwrap_or("")
 }
 
 fn validate_process<P: Process>() -> Result<(), ConfigError> {

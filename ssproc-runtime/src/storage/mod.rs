@@ -80,6 +80,27 @@ impl Store {
 /// Quotes an identifier for SQL: wrapped in double quotes, inner quotes
 /// doubled. Names are validated as plain by [`JobTable::new`]; quoting keeps
 /// their case and makes any name safe regardless.
+/// Whether `error` says the database could not be reached, or is shutting
+/// down or starting up, as opposed to an answer about the statement
+/// (missing privileges, a bad value), which retrying will not change.
+pub(crate) fn is_unreachable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
+        // Class 08: connection exceptions; 57P01 to 57P03: an
+        // administrator's shutdown, a crash shutdown, and "cannot connect
+        // now" while the server starts.
+        sqlx::Error::Database(error) => error
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        _ => false,
+    }
+}
+
 pub(crate) fn quote_identifier(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
