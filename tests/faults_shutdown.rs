@@ -125,6 +125,9 @@ async fn child_executor_until_sigterm() {
 
     sigterm.recv().await;
     let began = tokio::time::Instant::now();
+    // Shutdown begins before the odd attempts may finish, so the workers
+    // they free cannot claim more jobs.
+    handle.stop_claiming();
     hold.stopping.send_replace(true);
     handle.shutdown().await;
     println!("{CHILD_DONE} in {} ms", began.elapsed().as_millis());

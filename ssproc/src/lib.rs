@@ -202,7 +202,8 @@
 //! [`ExecutorHandle::shutdown`] stops claiming at once, waits up to
 //! [`ExecutorConfig::shutdown_grace_period`] for running attempts, then
 //! cancels the rest and releases their leases, so other executors continue
-//! those jobs at once.
+//! those jobs at once. [`ExecutorHandle::stop_claiming`] is its first half
+//! alone, for a service that stops taking work before it drains.
 //!
 //! # The table
 //!

@@ -78,6 +78,16 @@ impl ExecutorHandle {
         );
     }
 
+    /// Stops claiming jobs at once, leaving running attempts alone: the
+    /// first half of [`shutdown`](ExecutorHandle::shutdown), for a service
+    /// that stops taking work before it drains what it has. A claim
+    /// statement already in flight still hands its jobs to workers; no new
+    /// one starts. Notifications and cleanup stop too; heartbeats go on.
+    /// There is no resuming: start a new executor for that.
+    pub fn stop_claiming(&self) {
+        self.stop_claiming.cancel();
+    }
+
     /// Whether this executor holds no lease at the moment.
     pub fn is_idle(&self) -> bool {
         self.leases.is_empty()
