@@ -121,7 +121,9 @@ fn listed(stdout: &str) -> Vec<&str> {
     stdout
         .lines()
         .skip(1)
-        .filter(|line| !line.starts_with("page ") && !line.contains(" jobs; "))
+        .filter(|line| {
+            !line.starts_with("page ") && !line.contains(" jobs; ") && !line.contains(" job; ")
+        })
         .filter_map(|line| line.split_whitespace().next())
         .collect()
 }
@@ -152,6 +154,18 @@ async fn migrate_twice_then_check_a_good_and_a_broken_table() {
         missing.failure(1),
         "error: table cli_migrate.fresh does not exist"
     );
+    for command in [&["jobs", "list"][..], &["stats"][..]] {
+        let unmigrated = run(&on_fresh(command)).await;
+        let line = unmigrated.failure(1);
+        assert!(
+            line.starts_with("error: ") && line.contains("\"cli_migrate.fresh\" does not exist"),
+            "{line}"
+        );
+        assert!(
+            line.ends_with("(run `ssproc migrate` to create the table)"),
+            "{line}"
+        );
+    }
     for _ in 0..2 {
         let migrated = run(&on_fresh(&["migrate"])).await;
         assert_eq!(
@@ -255,10 +269,10 @@ async fn list_filters_pages_and_cursors() {
 
     let batch = run_on(&db, &["jobs", "list", "--after", "a3", "--page-size", "1"]).await;
     assert_eq!(listed(batch.success()), ["a2"]);
-    assert!(batch.stdout.ends_with("1 jobs; next batch: --after a2\n"));
+    assert!(batch.stdout.ends_with("1 job; next batch: --after a2\n"));
     let last = run_on(&db, &["jobs", "list", "--after", "a2", "--page-size", "5"]).await;
     assert_eq!(listed(last.success()), ["a1"]);
-    assert!(last.stdout.ends_with("1 jobs; no more\n"));
+    assert!(last.stdout.ends_with("1 job; no more\n"));
     let gone = run_on(&db, &["jobs", "list", "--after", "nope"]).await;
     assert_eq!(
         gone.failure(1),
@@ -381,7 +395,10 @@ async fn retry_cancel_and_delete_refuse_the_wrong_state() {
     );
 
     let cancelled = run_on(&db, &["jobs", "cancel", "a3"]).await;
-    assert_eq!(cancelled.success(), "job \"a3\" is cancelled\n");
+    assert_eq!(
+        cancelled.success(),
+        "job \"a3\" is cancelled and will be compensated now\n"
+    );
     assert_eq!(
         status_of(&db, "a3").await,
         Some(("ready".into(), "compensation".into(), 0))
@@ -389,7 +406,7 @@ async fn retry_cancel_and_delete_refuse_the_wrong_state() {
     let shown = run_on(&db, &["jobs", "show", "a3"]).await;
     assert!(
         shown.success().contains(
-            "last failure:  step 0 (), normal attempt 0, cancelled: cancelled by an operator\n"
+            "last failure:  step 0, normal attempt 0, cancelled: cancelled by an operator\n"
         ),
         "{shown:?}"
     );
@@ -407,7 +424,7 @@ async fn retry_cancel_and_delete_refuse_the_wrong_state() {
     let held = run_on(&db, &["jobs", "cancel", "a4"]).await;
     assert!(
         held.success().starts_with(
-            "job \"a4\" is cancelled; its compensation starts when the running attempt's \
+            "job \"a4\" is cancelled and will be compensated once the running attempt's \
              lease ends, at 20"
         ),
         "{held:?}"

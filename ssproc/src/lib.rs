@@ -224,14 +224,16 @@
 //! [`Jobs`] is the operator's handle: filtered listing ([`JobFilter`]) in
 //! pages with totals or by cursor, statistics, and the actions retry,
 //! cancel and delete. Reads can go to replica pools. Executors delete old
-//! `done` and `compensated` jobs when cleanup is enabled.
+//! `done` and `compensated` jobs when cleanup is enabled; [`Jobs::cleanup`]
+//! does the same once, on demand.
 //!
 //! # Errors
 //!
 //! Each failure domain has its own `#[non_exhaustive]` enum whose variants
 //! carry the data to act on: [`ConfigError`] (at construction),
 //! [`SchemaError`] and [`StartError`] (at start), [`RegisterError`],
-//! [`ExecuteError`], [`SaveError`], [`ReadError`] and [`AdminError`].
+//! [`ExecuteError`], [`SaveError`], [`ReadError`], [`AdminError`] and
+//! [`CleanupError`].
 //!
 //! # Logging
 //!
@@ -290,7 +292,7 @@ pub use ssproc_runtime::*;
 ///
 /// # async fn run(pool: sqlx::PgPool) -> Result<(), Box<dyn std::error::Error>> {
 /// // The process value builds and starts the executor that runs its jobs;
-/// // by hand: `ssproc::Executor::new(pool, table, Fulfilment, config)?.start()`.
+/// // by hand: `ssproc::Executor::new(pool, table, Fulfilment, config)?.start().await`.
 /// use ssproc::Process;
 /// let table = ssproc::JobTable::default();
 /// let config = ssproc::ExecutorConfig::default();

@@ -52,14 +52,42 @@ impl fmt::Display for CliError {
 
 impl From<ssproc::AdminError> for CliError {
     fn from(error: ssproc::AdminError) -> Self {
-        Self::from_error(None, &error)
+        Self::from_error(None, &error).with_hint(&error)
     }
 }
 
 impl From<ssproc::ReadError> for CliError {
     fn from(error: ssproc::ReadError) -> Self {
-        Self::from_error(None, &error)
+        Self::from_error(None, &error).with_hint(&error)
     }
+}
+
+impl CliError {
+    /// The same failure, with what to do about it where that is known.
+    fn with_hint(mut self, error: &(dyn Error + 'static)) -> Self {
+        if is_undefined_table(error) {
+            self.message
+                .push_str(" (run `ssproc migrate` to create the table)");
+        }
+        self
+    }
+}
+
+/// Whether `error` or one of its sources is PostgreSQL's `undefined_table`
+/// (SQLSTATE 42P01).
+fn is_undefined_table(error: &(dyn Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        let code = error
+            .downcast_ref::<sqlx::Error>()
+            .and_then(sqlx::Error::as_database_error)
+            .and_then(|error| error.code().map(|code| code == "42P01"));
+        if code == Some(true) {
+            return true;
+        }
+        next = error.source();
+    }
+    false
 }
 
 /// Database messages can span lines (a detail, a hint); the operator gets

@@ -40,13 +40,13 @@ pub(crate) async fn list(jobs: &Jobs, args: &ListArgs) -> Result<String, CliErro
             Some(next) => {
                 let _ = writeln!(
                     out,
-                    "{} jobs; next batch: --after {}",
-                    batch.jobs.len(),
+                    "{}; next batch: --after {}",
+                    count(batch.jobs.len()),
                     render::cell(next)
                 );
             }
             None => {
-                let _ = writeln!(out, "{} jobs; no more", batch.jobs.len());
+                let _ = writeln!(out, "{}; no more", count(batch.jobs.len()));
             }
         }
         return Ok(out);
@@ -141,12 +141,20 @@ pub(crate) async fn retry(jobs: &Jobs, job_id: &str) -> Result<String, CliError>
 pub(crate) async fn cancel(jobs: &Jobs, job_id: &str) -> Result<String, CliError> {
     Ok(match jobs.cancel(job_id).await? {
         Some(until) => format!(
-            "job {job_id:?} is cancelled; its compensation starts when the running \
+            "job {job_id:?} is cancelled and will be compensated once the running \
              attempt's lease ends, at {}\n",
             render::time(until)
         ),
-        None => format!("job {job_id:?} is cancelled\n"),
+        None => format!("job {job_id:?} is cancelled and will be compensated now\n"),
     })
+}
+
+/// `1 job`, `2 jobs`.
+fn count(jobs: usize) -> String {
+    match jobs {
+        1 => "1 job".to_owned(),
+        n => format!("{n} jobs"),
+    }
 }
 
 /// Deletes a finished job.

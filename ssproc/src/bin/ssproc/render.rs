@@ -80,12 +80,16 @@ pub(crate) fn cell(text: &str) -> String {
         .collect()
 }
 
-/// The failure on one line: `step 1 (charge), normal attempt 3, error: ...`.
+/// The failure on one line: `step 1 (charge), normal attempt 3, error: ...`;
+/// without the parentheses when the step's name is not known.
 pub(crate) fn failure(failure: &Failure) -> String {
+    let name = match failure.step_name.as_str() {
+        "" => String::new(),
+        name => format!(" ({})", cell(name)),
+    };
     format!(
-        "step {} ({}), {} attempt {}, {}: {}",
+        "step {}{name}, {} attempt {}, {}: {}",
         failure.step,
-        cell(&failure.step_name),
         failure.run_type,
         failure.attempt,
         failure_kind(failure),
