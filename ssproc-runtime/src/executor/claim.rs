@@ -134,11 +134,16 @@ impl<P: Process> Claimer<P> {
         self.tracker.spawn(async move {
             let job_id = job.job_id.as_str();
             match writer.apply(job_id, &job.token, transition).await {
-                Ok(_) => tracing::error!(
+                Ok(true) => tracing::error!(
                     job_id,
                     process_id = P::ID,
                     error = %job.source,
                     "claimed job unreadable, ended in error"
+                ),
+                Ok(false) => tracing::warn!(
+                    job_id,
+                    process_id = P::ID,
+                    "unreadable job not ended, its lease was lost"
                 ),
                 Err(error) => tracing::warn!(
                     job_id,
